@@ -22,7 +22,9 @@ class ForwardOutput:
     logvar: Tensor | None = None
 
 
-def reparameterize(mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def reparameterize(
+    mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """z = mean + exp(logvar / 2) * eps, eps ~ N(0, I)."""
     eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + torch.exp(0.5 * logvar) * eps

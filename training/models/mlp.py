@@ -20,7 +20,11 @@ class MLPEncoder(nn.Module):
     """image [N,C,H,W] (+ one-hot label [N,K]) -> hidden layers -> head."""
 
     def __init__(
-        self, image_shape: tuple[int, int, int], hidden: list[int], num_classes: int, head: nn.Module
+        self,
+        image_shape: tuple[int, int, int],
+        hidden: list[int],
+        num_classes: int,
+        head: nn.Module,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -38,12 +42,16 @@ class MLPDecoder(nn.Module):
     """latent [N,D] (+ one-hot label [N,K]) -> hidden layers -> sigmoid image [N,C,H,W]."""
 
     def __init__(
-        self, image_shape: tuple[int, int, int], hidden: list[int], latent_dim: int, num_classes: int
+        self,
+        image_shape: tuple[int, int, int],
+        hidden: list[int],
+        latent_dim: int,
+        num_classes: int,
     ) -> None:
         super().__init__()
         self.image_shape = list(image_shape)
         self.body = _stack([latent_dim + num_classes, *hidden])
-        self.out = nn.Linear(hidden[-1] if hidden else latent_dim + num_classes, math.prod(image_shape))
+        self.out = nn.Linear(hidden[-1], math.prod(image_shape))
 
     def forward(self, latent: Tensor, label: Optional[Tensor] = None) -> Tensor:  # noqa: UP045
         features = latent
