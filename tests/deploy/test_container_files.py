@@ -1,0 +1,278 @@
+"""The Dockerfile, docker-compose.yml and nginx config, checked by reading them.
+
+Docker's engine does not run where these tests run, so the topology is asserted from the files
+themselves; where a `docker compose` client is present, its own validation runs too.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+SERVING_TARGETS = ("serve", "gpu")
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def args_of(self, keyword: str) -> list[str]:
+        return [args for kw, args in self.instructions if kw == keyword]
+
+
+def parse_dockerfile(text: str) -> list[Stage]:
+    """Stages in order, each with its instructions (continuation lines joined)."""
+    logical = re.sub(r"\\\n", " ", text)
+    stages: list[Stage] = []
+    for line in logical.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            match = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", args.strip(), re.IGNORECASE)
+            stages.append(Stage(name=match.group(2) or str(len(stages)), base=match.group(1)))
+        elif stages:
+            stages[-1].instructions.append((keyword, args.strip()))
+    return stages
+
+
+def stage_chain(stages: list[Stage], name: str) -> list[Stage]:
+    """A stage and every stage it copies from, transitively."""
+    by_name = {s.name: s for s in stages}
+    chain, todo = [], [name]
+    while todo:
+        stage = by_name[todo.pop()]
+        chain.append(stage)
+        for copy in stage.args_of("COPY"):
+            source = re.search(r"--from=(\S+)", copy)
+            if source and source.group(1) in by_name:
+                todo.append(source.group(1))
+    return chain
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[Stage]:
+    return parse_dockerfile(DOCKERFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def nginx_conf() -> str:
+    return NGINX_CONF.read_text()
+
+
+def env_of(service: dict) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+# --- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_default_target_is_the_cpu_serving_image(stages):
+    assert stages[-1].name == "serve"
+    assert set(SERVING_TARGETS) <= {s.name for s in stages}
+
+
+@pytest.mark.parametrize("target", SERVING_TARGETS)
+def test_serving_image_runs_as_a_non_root_user(stages, target):
+    stage = next(s for s in stages if s.name == target)
+    users = stage.args_of("USER")
+    assert users, f"stage {target} sets no USER and would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+
+
+@pytest.mark.parametrize("target", SERVING_TARGETS)
+def test_serving_image_checks_its_health_on_healthz(stages, target):
+    stage = next(s for s in stages if s.name == target)
+    (healthcheck,) = stage.args_of("HEALTHCHECK")
+    assert "/healthz" in healthcheck
+    assert "--interval" in healthcheck and "--timeout" in healthcheck
+    assert stage.args_of("CMD"), f"stage {target} has no CMD"
+
+
+@pytest.mark.parametrize("target", SERVING_TARGETS)
+def test_serving_image_holds_no_torch_and_no_build_tools(stages, target):
+    for stage in stage_chain(stages, target):
+        text = " ".join(args for _, args in stage.instructions).lower()
+        assert "torch" not in text, f"stage {stage.name} of {target} mentions torch"
+        assert "[train" not in text and "[dev" not in text, "extras leak into the image"
+        for tool in ("build-essential", "gcc", "g++", "make "):
+            assert tool not in text, f"stage {stage.name} installs {tool.strip()}"
+    serving_stage = stage_chain(stages, target)[0]
+    assert not serving_stage.args_of("RUN") or all(
+        "pip install" not in run for run in serving_stage.args_of("RUN")
+    ), "the serving stage copies a built venv; it installs nothing itself"
+
+
+@pytest.mark.parametrize("target", SERVING_TARGETS)
+def test_serving_image_bakes_in_the_models_and_points_the_service_at_them(stages, target):
+    stage = next(s for s in stages if s.name == target)
+    copies = [c for c in stage.args_of("COPY") if c.split()[-2] == "exported_models"]
+    assert copies, "the shipped models are not copied into the image"
+    baked_dir = copies[0].split()[-1]
+    env = " ".join(stage.args_of("ENV"))
+    assert f"LATENTSERVE_MODEL_DIR={baked_dir}" in env
+
+
+def test_serving_dependencies_of_the_package_exclude_torch():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dependencies = " ".join(pyproject["project"]["dependencies"])
+    assert "onnxruntime" in dependencies
+    assert "torch" not in dependencies
+
+
+def test_gpu_image_uses_onnxruntime_gpu_on_a_cuda_runtime_base(stages):
+    gpu_chain = stage_chain(stages, "gpu")
+    bases = {s.base for s in gpu_chain}
+    args = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^ARG (\w+)=(\S+)", DOCKERFILE.read_text(), re.M)
+    }
+    resolved = {args.get(b.strip("${}"), b) for b in bases}
+    assert all(b.startswith("nvidia/cuda:") and "runtime" in b for b in resolved), resolved
+    installs = " ".join(run for s in gpu_chain for run in s.args_of("RUN"))
+    assert "onnxruntime-gpu" in installs
+    assert "uninstall -y onnxruntime" in installs, "CPU onnxruntime would shadow the GPU build"
+
+
+def test_dockerignore_admits_exactly_what_the_dockerfile_copies(stages):
+    rules = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert rules[0] == "**", "the context starts empty and admits files one by one"
+    admitted = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
+    copied = {
+        source.rstrip("/")
+        for stage in stages
+        for copy in stage.args_of("COPY")
+        if "--from=" not in copy
+        for source in copy.split()[:-1]
+        if not source.startswith("--")
+    }
+    assert copied <= admitted, f"copied but ignored: {copied - admitted}"
+    assert not {".venv", ".git", "training", "tests"} & admitted
+
+
+# --- docker-compose.yml ----------------------------------------------------------------------
+
+
+def test_api_runs_several_replicas_and_can_be_scaled_without_edits(compose):
+    api = compose["services"]["api"]
+    assert api["deploy"]["replicas"] >= 2
+    # A fixed name or host port would make `--scale api=N` fail on the second replica.
+    assert "container_name" not in api
+    assert "ports" not in api
+    assert api["expose"]
+
+
+def test_nginx_is_the_single_entry_point(compose):
+    published = {name for name, svc in compose["services"].items() if svc.get("ports")}
+    assert published == {"nginx"}
+    nginx = compose["services"]["nginx"]
+    mounts = {v["source"]: v["target"] for v in nginx["volumes"]}
+    assert mounts["./deploy/nginx.conf"] == "/etc/nginx/nginx.conf"
+    assert nginx["depends_on"]["api"]["condition"] == "service_healthy"
+    container_port = nginx["ports"][0].rsplit(":", 1)[-1]
+    assert f"listen {container_port};" in NGINX_CONF.read_text()
+
+
+def test_every_service_has_a_health_check_and_resource_limits(compose):
+    for name, service in compose["services"].items():
+        assert service["healthcheck"]["test"], name
+        limits = service["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0 and limits["memory"], name
+
+
+@pytest.mark.parametrize("name", ["api", "api-gpu"])
+def test_api_health_check_calls_healthz_and_models_come_from_a_volume(compose, name):
+    service = compose["services"][name]
+    assert any("/healthz" in part for part in service["healthcheck"]["test"])
+    model_dir = env_of(service)["LATENTSERVE_MODEL_DIR"]
+    (mount,) = [v for v in service["volumes"] if v["target"] == model_dir]
+    assert mount["read_only"] is True
+    assert "exported_models" in mount["source"]
+
+
+def test_gpu_profile_reserves_a_gpu_and_joins_the_api_pool(compose, stages):
+    gpu_services = {n: s for n, s in compose["services"].items() if "gpu" in s.get("profiles", [])}
+    assert set(gpu_services) == {"api-gpu"}
+    service = gpu_services["api-gpu"]
+    (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "api" in service["networks"]["default"]["aliases"]
+    assert "CUDAExecutionProvider" in env_of(service)["LATENTSERVE_PROVIDERS"]
+
+
+def test_compose_build_targets_exist_in_the_dockerfile(compose, stages):
+    names = {s.name for s in stages}
+    for name, service in compose["services"].items():
+        if "build" in service:
+            assert service["build"]["target"] in names, name
+
+
+def docker_compose_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(
+    not docker_compose_available(), reason="no docker compose client; the YAML checks apply"
+)
+def test_docker_compose_accepts_the_file():
+    for args in ([], ["--profile", "gpu"]):
+        result = subprocess.run(
+            ["docker", "compose", "-f", str(COMPOSE_FILE), *args, "config", "--quiet"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+# --- deploy/nginx.conf -----------------------------------------------------------------------
+
+
+def test_nginx_balances_over_the_api_service_and_re_resolves_it(compose, nginx_conf):
+    upstream = re.search(r"upstream (\w+) \{(.*?)\}", nginx_conf, re.S)
+    name, body = upstream.groups()
+    (server,) = re.findall(r"^\s*server (\S+)(.*);", body, re.M)
+    host, port = server[0].split(":")
+    assert host == "api"
+    assert port in [str(p) for p in compose["services"]["api"]["expose"]]
+    assert "resolve" in server[1].split(), "scaled replicas would never be picked up"
+    assert re.search(r"^\s*zone \w+", body, re.M), "`resolve` needs a shared-memory zone"
+    assert re.search(r"resolver 127\.0\.0\.11\b", nginx_conf), "Docker's embedded DNS"
+    assert f"proxy_pass http://{name};" in nginx_conf
+
+
+def test_nginx_retries_on_the_next_replica_when_one_fails(nginx_conf):
+    (policy,) = re.findall(r"proxy_next_upstream ([^;]+);", nginx_conf)
+    assert {"error", "timeout", "http_502", "http_503"} <= set(policy.split())
+    assert "add_header X-Served-By $upstream_addr" in nginx_conf
