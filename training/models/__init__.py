@@ -84,7 +84,11 @@ def build_model(
     label_classes = num_classes if spec.conditional else 0
     image_shape = tuple(int(s) for s in image_shape)
     encoder, decoder = ARCHITECTURES[architecture](
-        spec, latent_dim, image_shape, label_classes, arch_options,
+        spec,
+        latent_dim,
+        image_shape,
+        label_classes,
+        arch_options,
         family_options.get("code_activation"),
     )
     return Autoencoder(

@@ -41,16 +41,39 @@ FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family("ae", "plain autoencoder: x -> z -> x'"),
-        Family("vae", "variational autoencoder, KL to N(0, I)", variational=True,
-               defaults={"beta": 1.0}),
-        Family("beta_vae", "VAE with the KL term weighted by beta", variational=True,
-               defaults={"beta": 4.0}),
-        Family("cvae", "conditional VAE: encoder and decoder see the class", variational=True,
-               conditional=True, defaults={"beta": 1.0}),
-        Family("dae", "denoising autoencoder: corrupted input, clean target",
-               defaults={"noise_kind": "gaussian", "noise_level": 0.5}),
-        Family("sparse_ae", "autoencoder with a sparsity penalty on the code",
-               defaults={"sparsity_kind": "l1", "sparsity_weight": 1e-3, "sparsity_rho": 0.05,
-                         "code_activation": None}),
+        Family(
+            "vae",
+            "variational autoencoder, KL to N(0, I)",
+            variational=True,
+            defaults={"beta": 1.0},
+        ),
+        Family(
+            "beta_vae",
+            "VAE with the KL term weighted by beta",
+            variational=True,
+            defaults={"beta": 4.0},
+        ),
+        Family(
+            "cvae",
+            "conditional VAE: encoder and decoder see the class",
+            variational=True,
+            conditional=True,
+            defaults={"beta": 1.0},
+        ),
+        Family(
+            "dae",
+            "denoising autoencoder: corrupted input, clean target",
+            defaults={"noise_kind": "gaussian", "noise_level": 0.5},
+        ),
+        Family(
+            "sparse_ae",
+            "autoencoder with a sparsity penalty on the code",
+            defaults={
+                "sparsity_kind": "l1",
+                "sparsity_weight": 1e-3,
+                "sparsity_rho": 0.05,
+                "code_activation": None,
+            },
+        ),
     )
 }
