@@ -1,0 +1,32 @@
+"""Python client for latentserve: `Client` (blocking), `AsyncClient`, and the batch CLI."""
+
+from client.errors import LatentServeError
+from client.http import AsyncClient, Client
+from client.results import (
+    Decoded,
+    Encoding,
+    ImageBatch,
+    Interpolation,
+    ModelInfo,
+    ModelList,
+    Reconstruction,
+    ReferenceMap,
+    Samples,
+)
+from client.retry import RetryPolicy
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Decoded",
+    "Encoding",
+    "ImageBatch",
+    "Interpolation",
+    "LatentServeError",
+    "ModelInfo",
+    "ModelList",
+    "Reconstruction",
+    "ReferenceMap",
+    "RetryPolicy",
+    "Samples",
+]
