@@ -345,6 +345,22 @@ def _load_picture(path: str, shape: tuple[int, int, int]) -> Tensor:
 
 # ---------------------------------------------------------------- the entry point
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ROOTS = {
+    "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
+    "mnist-test-only": REPO_ROOT.parent / "shared" / "datasets" / "mnist",
+    "mnist": Path.home() / ".cache" / "latentserve" / "data",
+    "kmnist": Path.home() / ".cache" / "latentserve" / "data",
+}
+
+
+def default_root(dataset: str) -> Path:
+    """Where `dataset` is looked for when no root is given (an image folder needs one)."""
+    if dataset not in DEFAULT_ROOTS:
+        raise ValueError(f"dataset {dataset!r} has no default location; give its root")
+    return DEFAULT_ROOTS[dataset]
+
+
 DATASETS: dict[str, Callable[..., Splits]] = {
     "mnist": _load_mnist,
     "fashion-mnist": _load_fashion_mnist,
