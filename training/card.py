@@ -1,0 +1,164 @@
+"""The model card: a README.md and a few small pictures in each exported model folder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from PIL import Image
+
+from training.data import Splits
+from training.models import FAMILIES, Autoencoder
+
+CARD_DIR = "card"
+# Which of training.plots' pictures the card shows, under which title, in which order.
+PICTURES = {
+    "samples": "Samples",
+    "reconstructions": "Reconstructions (test images above, reconstructions below)",
+    "latent_scatter": "Latent map of test images",
+    "latent_grid": "Decoded grid over a latent plane",
+    "interpolation": "Interpolation between test images",
+}
+MAX_PICTURE_SIDE = 640
+PICTURE_COLOURS = 64  # palette PNGs: a tenth of the bytes, no visible loss for these plots
+
+
+def write_card(model: Autoencoder, splits: Splits, folder: Path,
+               manifest: Mapping[str, object]) -> None:
+    """Draw the pictures into `folder/card/` and write `folder/README.md`.
+
+    `manifest` holds the manifest's fields but `files` (the card is hashed with the rest).
+    """
+    pictures = draw_pictures(model, splits, folder / CARD_DIR)
+    (folder / "README.md").write_text(card_text(manifest, folder, pictures))
+
+
+def draw_pictures(model: Autoencoder, splits: Splits, card_dir: Path) -> dict[str, Path]:
+    from training.plots import draw_all  # matplotlib loads only when a card is drawn
+
+    card_dir.mkdir(parents=True, exist_ok=True)
+    drawn = draw_all(model, splits, card_dir)
+    pictures = {}
+    for key in PICTURES:
+        if key in drawn:
+            pictures[key] = _shrunk(Path(drawn[key]), card_dir / f"{key}.png")
+    for leftover in set(card_dir.iterdir()) - set(pictures.values()):
+        leftover.unlink()  # anything else draw_all wrote is not part of the card
+    return pictures
+
+
+def card_text(manifest: Mapping[str, object], folder: Path, pictures: Mapping[str, Path]) -> str:
+    sections = [
+        _heading(manifest),
+        _data_section(manifest["dataset"]),
+        _metrics_section(manifest["metrics"]),
+        _sampling_section(manifest),
+        _files_section(manifest, folder),
+        _pictures_section(folder, pictures),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _heading(m: Mapping[str, object]) -> str:
+    family = FAMILIES[m["family"]]
+    kind = "variational" if m["variational"] else "deterministic"
+    image = m["image"]
+    inputs = " + one-hot `label`" if m["conditional"] else ""
+    return (
+        f"# {m['name']}\n\n{m['description']}\n\n"
+        f"- family: `{m['family']}` ({family.description}); {kind} encoder\n"
+        f"- architecture: `{m['architecture']}`, latent size {m['latent_dim']}\n"
+        f"- images: {image.channels}x{image.height}x{image.width}, values in "
+        f"{list(image.value_range)}\n"
+        f"- encoder: `image`{inputs} -> {', '.join(f'`{o}`' for o in m['encoder'].outputs)}; "
+        f"decoder: `latent`{inputs} -> `image`\n"
+        f"- classes: {', '.join(m['classes']) if m['classes'] else 'none'}\n"
+        f"- exported {m['created']}; see `manifest.json` for everything below as data"
+    )
+
+
+def _data_section(dataset) -> str:
+    rows = "\n".join(
+        f"| {split} | {dataset.sizes.get(_size_key(split), '')} | {text} |"
+        for split, text in dataset.split.items()
+    )
+    return (
+        f"## Data\n\n`{dataset.name}`: {dataset.source}.\n\n"
+        f"| split | images | what |\n|---|---:|---|\n{rows}"
+    )
+
+
+def _size_key(split: str) -> str:
+    return "validation" if split in ("val", "validation") else split
+
+
+def _metrics_section(metrics: Mapping[str, float]) -> str:
+    rows = "\n".join(f"| `{key}` | {_number(value)} |" for key, value in metrics.items())
+    lines = ["## Test metrics", "", "Measured on the test split by `training.evaluate`."]
+    baseline = _pca_comparison(metrics)
+    if baseline:
+        lines += ["", baseline]
+    lines += ["", "| metric | value |", "|---|---:|", rows]
+    return "\n".join(lines)
+
+
+def _pca_comparison(metrics: Mapping[str, float]) -> str:
+    mse, pca = metrics.get("mse"), metrics.get("pca_mse")
+    if mse is None or pca is None:
+        return ""
+    return (
+        f"Reconstruction MSE per pixel {_number(mse)} against {_number(pca)} for PCA with the "
+        f"same number of components: a ratio of {mse / pca:.3f} (below 1 beats PCA)."
+    )
+
+
+def _sampling_section(m: Mapping[str, object]) -> str:
+    sampler = m["sampler"]
+    if sampler.kind == "prior":
+        how = "z ~ N(0, I), scaled by the temperature, then decoded"
+    else:
+        how = (
+            f"z from a diagonal Gaussian mixture of {len(sampler.weights)} components fitted on "
+            "the training latents (a plain AE's latents do not follow N(0, I))"
+        )
+    return f"## Sampling\n\n{how}. Export draws nothing: sampling happens in the service."
+
+
+def _files_section(m: Mapping[str, object], folder: Path) -> str:
+    parity = m["parity"]
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "README.md")
+    rows = "\n".join(
+        f"| `{p.relative_to(folder).as_posix()}` | {p.stat().st_size / 1024:,.1f} KiB |"
+        for p in files
+    )
+    return (
+        f"## Files and parity\n\nONNX opset {m['onnx_opset']}; TorchScript by tracing. "
+        "On real test images and latents, at batch size 1 and 32, the largest absolute "
+        f"difference against PyTorch is {parity['torchscript']:.2e} for TorchScript and "
+        f"{parity['onnx']:.2e} for ONNX Runtime (CPU); export refuses anything above "
+        f"{parity['tolerance']:g}.\n\n| file | size |\n|---|---:|\n{rows}"
+    )
+
+
+def _pictures_section(folder: Path, pictures: Mapping[str, Path]) -> str:
+    blocks = [
+        f"### {PICTURES[key]}\n\n![{key}]({path.relative_to(folder).as_posix()})"
+        for key, path in pictures.items()
+    ]
+    return "## Pictures\n\n" + "\n\n".join(blocks)
+
+
+def _shrunk(source: Path, target: Path) -> Path:
+    """Copy a picture to `target` as a small palette PNG no wider or taller than the limit."""
+    with Image.open(source) as picture:
+        picture = picture.convert("RGB")
+        picture.thumbnail((MAX_PICTURE_SIDE, MAX_PICTURE_SIDE), Image.Resampling.LANCZOS)
+        picture = picture.quantize(PICTURE_COLOURS, method=Image.Quantize.MEDIANCUT)
+        picture.save(target, optimize=True)
+    if source != target:
+        source.unlink()
+    return target
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"

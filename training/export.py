@@ -1,0 +1,253 @@
+"""Export a trained autoencoder to a self-contained model folder the service can load.
+
+    exported_models/<name>/
+      manifest.json   service.manifest.Manifest: the contract with the service
+      encoder.onnx  encoder.pt  decoder.onnx  decoder.pt
+      reference.json  service.manifest.ReferenceSet: latent map and class means
+      README.md  card/*.png   the model card
+
+Everything is written into a hidden staging folder beside the target and moved into place
+only once the graphs passed the ONNX checker, the random-operator check and the parity check,
+so a refused export leaves nothing behind and an existing folder stays intact until then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from service.manifest import (
+    DatasetInfo,
+    FileEntry,
+    GraphSignature,
+    ImageSpec,
+    Manifest,
+    PriorSampler,
+)
+from training import card, graphs, reference
+from training.data import ImageSplit, Splits
+from training.models import Autoencoder
+from training.parity import DEFAULT_TOLERANCE, Parity, graph_parity, require_parity
+
+MANIFEST = "manifest.json"
+REFERENCE = "reference.json"
+PARITY_IMAGES = 32
+SAMPLER_LATENTS = 20_000  # training latents the AE mixture is fitted on, at most
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported as asked; nothing was written."""
+
+
+def export_model(
+    model: Autoencoder,
+    splits: Splits,
+    out_dir: Path | str,
+    *,
+    name: str | None = None,
+    metrics: Mapping[str, float],
+    training: Mapping[str, object] | None = None,
+    description: str = "",
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+) -> Manifest:
+    """Write `model` to `out_dir` (folder name = model name) and return its manifest.
+
+    `splits` is a `training.data.Splits`: its test split feeds the parity check, the reference
+    set and the card pictures, its training split the AE's mixture sampler, its `info` the
+    manifest's dataset entry. `metrics` are the test metrics to publish. Raises `ExportError`
+    (or its causes `GraphError`, `ParityError`) and writes nothing when a check fails.
+    """
+    out_dir = Path(out_dir)
+    name = name or out_dir.name
+    model = model.cpu().eval()
+    images, labels = _first_items(splits.test, reference.REFERENCE_POINTS)
+    with _staging_folder(out_dir) as staging:
+        parity = _write_graphs(model, images, labels, staging, tolerance, seed)
+        latents = _encode(model, images, labels)
+        ref = reference.reference_set(latents, labels.numpy(), _num_classes(splits), seed=seed)
+        (staging / REFERENCE).write_text(ref.model_dump_json())
+        manifest_fields = dict(
+            name=name,
+            description=description or model.describe(),
+            family=model.family,
+            architecture=model.architecture,
+            variational=model.variational,
+            conditional=model.conditional,
+            image=ImageSpec(channels=model.image_shape[0], height=model.image_shape[1],
+                            width=model.image_shape[2], value_range=(0.0, 1.0)),
+            latent_dim=model.latent_dim,
+            classes=list(splits.classes) if splits.classes else None,
+            encoder=_signature(graphs.encoder_signature(model.variational, model.conditional)),
+            decoder=_signature(graphs.decoder_signature(model.conditional)),
+            onnx_opset=graphs.ONNX_OPSET,
+            sampler=_sampler(model, splits, seed),
+            dataset=DatasetInfo(**splits.info),
+            metrics={k: float(v) for k, v in metrics.items()},
+            training=scalar_settings(training or {}),
+            parity=parity.as_dict(),
+            reference=REFERENCE,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        card.write_card(model, splits, staging, manifest_fields)
+        manifest = Manifest(files=hash_files(staging), **manifest_fields)
+        (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+        verify_folder(staging)
+    return manifest
+
+
+def verify_folder(folder: Path | str) -> Manifest:
+    """Read a model folder's manifest and check that it lists exactly the folder's files,
+    each with the right size and sha256. Raises `ExportError` otherwise."""
+    folder = Path(folder)
+    manifest = Manifest.model_validate_json((folder / MANIFEST).read_text())
+    actual = hash_files(folder)
+    if actual != manifest.files:
+        listed, present = set(manifest.files), set(actual)
+        wrong = sorted(f for f in listed & present if actual[f] != manifest.files[f])
+        raise ExportError(
+            f"{folder}: manifest does not match the files (missing: {sorted(listed - present)}, "
+            f"unlisted: {sorted(present - listed)}, wrong hash or size: {wrong})"
+        )
+    return manifest
+
+
+def hash_files(folder: Path) -> dict[str, FileEntry]:
+    """sha256 and size of every file below `folder` except the manifest, by relative path."""
+    entries = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative != MANIFEST:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            entries[relative] = FileEntry(sha256=digest, bytes=path.stat().st_size)
+    return entries
+
+
+def scalar_settings(
+    settings: Mapping[str, object] | object,
+) -> dict[str, str | int | float | bool | None]:
+    """Training settings as the manifest's flat scalars; nested values become JSON text."""
+    if dataclasses.is_dataclass(settings):
+        settings = dataclasses.asdict(settings)
+    flat: dict[str, str | int | float | bool | None] = {}
+    for key, value in settings.items():
+        if value is None or isinstance(value, str | int | float | bool):
+            flat[key] = value
+        elif isinstance(value, Path):
+            flat[key] = str(value)
+        else:
+            flat[key] = json.dumps(value, default=str, sort_keys=True)
+    return flat
+
+
+def _write_graphs(model: Autoencoder, images: torch.Tensor, labels: torch.Tensor, folder: Path,
+                  tolerance: float, seed: int) -> Parity:
+    """Write both graphs in both formats and require parity on real inputs."""
+    onehot = _one_hot(model, labels[:PARITY_IMAGES])
+    image_batch = images[:PARITY_IMAGES]
+    latents = _parity_latents(model, image_batch, onehot, seed)
+    onehot_z = None if onehot is None else torch.cat([onehot, onehot])
+    parts = {
+        "encoder": (model.encoder, graphs.encoder_signature(model.variational, model.conditional),
+                    _inputs(image_batch, onehot)),
+        "decoder": (model.decoder, graphs.decoder_signature(model.conditional),
+                    _inputs(latents, onehot_z)),
+    }
+    figures = {}
+    for part_name, (part, signature, inputs) in parts.items():
+        module = graphs.graph_module(part, model.conditional)
+        example = tuple(t[:2] for t in inputs)
+        onnx_path, ts_path = folder / f"{part_name}.onnx", folder / f"{part_name}.pt"
+        graphs.write_onnx(module, example, signature, onnx_path)
+        graphs.write_torchscript(module, example, ts_path)
+        figures[part_name] = graph_parity(module, ts_path, onnx_path, inputs, signature.inputs)
+    return require_parity(figures, tolerance)
+
+
+def _parity_latents(model: Autoencoder, images: torch.Tensor, onehot: torch.Tensor | None,
+                    seed: int) -> torch.Tensor:
+    """Latents of real test images, plus as many seeded draws around them (as sampling does)."""
+    encoded = model.encode_mean(images, onehot)
+    generator = torch.Generator().manual_seed(seed)
+    spread = encoded.std(dim=0, keepdim=True) if len(encoded) > 1 else torch.ones_like(encoded)
+    noise = torch.randn(encoded.shape, generator=generator) * spread
+    return torch.cat([encoded, encoded.mean(dim=0, keepdim=True) + noise])
+
+
+def _sampler(model: Autoencoder, splits: Splits, seed: int):
+    if model.variational:
+        return PriorSampler()
+    images, labels = _first_items(splits.train, SAMPLER_LATENTS)
+    return reference.mixture_sampler(_encode(model, images, labels), seed=seed)
+
+
+def _encode(model: Autoencoder, images: torch.Tensor, labels: torch.Tensor,
+            batch_size: int = 1000) -> np.ndarray:
+    chunks = [
+        model.encode_mean(images[i:i + batch_size], _one_hot(model, labels[i:i + batch_size]))
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(chunks).numpy()
+
+
+def _first_items(split: ImageSplit, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `limit` images and labels of a split."""
+    if len(split) == 0:
+        raise ExportError("the split is empty; export needs real images")
+    head = split.head(limit)
+    return head.images.float().cpu(), head.labels.long().cpu()
+
+
+def _one_hot(model: Autoencoder, labels: torch.Tensor) -> torch.Tensor | None:
+    return model.one_hot(labels) if model.conditional else None
+
+
+def _inputs(first: torch.Tensor, onehot: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    return (first,) if onehot is None else (first, onehot)
+
+
+def _num_classes(splits: Splits) -> int:
+    return len(splits.classes) if splits.classes else 0
+
+
+def _signature(signature: graphs.Signature) -> GraphSignature:
+    return GraphSignature(inputs=list(signature.inputs), outputs=list(signature.outputs))
+
+
+@contextmanager
+def _staging_folder(out_dir: Path) -> Iterator[Path]:
+    """Yield a hidden sibling folder; on success it replaces `out_dir`, on failure it goes."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
+                                    dir=out_dir.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)
+        _replace(out_dir, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace(target: Path, staging: Path) -> None:
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    retired = target.with_name(f".{target.name}.{os.getpid()}.retired")
+    os.rename(target, retired)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(retired, target)
+        raise
+    shutil.rmtree(retired)
