@@ -1,0 +1,247 @@
+"""`latentserve-batch`: encode folders of images to .npz, decode latents or sample to PNGs.
+
+    latentserve-batch encode digits/ -o latents.npz --concurrency 8
+    latentserve-batch decode latents.npz -o decoded/
+    latentserve-batch sample -n 64 --seed 0 -o samples/
+
+Requests run concurrently (bounded by --concurrency), a progress bar counts images, and an
+interrupted `encode` resumes where it stopped when run again (see client.checkpoint);
+`decode` and `sample` skip the PNGs already written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from client.checkpoint import ChunkStore, JobMismatch
+from client.errors import LatentServeError
+from client.http import DEFAULT_URL, AsyncClient
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def find_images(inputs: Sequence[str]) -> list[Path]:
+    """Image files of the inputs (folders searched recursively, globs expanded), sorted."""
+    found: set[Path] = set()
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.update(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            found.add(path)
+        else:
+            found.update(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+    return sorted(found)
+
+
+def chunked(items: Sequence, size: int) -> list[Sequence]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def run_bounded(jobs: Iterable[Callable[[], Awaitable[None]]], concurrency: int) -> None:
+    """Runs the jobs with at most `concurrency` in flight; the first failure cancels the rest."""
+    queue = list(jobs)
+    queue.reverse()
+
+    async def worker() -> None:
+        while queue:
+            await queue.pop()()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(queue))):
+                group.create_task(worker())
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+
+
+async def encode(args: argparse.Namespace) -> None:
+    files = find_images(args.inputs)
+    if not files:
+        raise SystemExit(f"no images found in {' '.join(args.inputs)}")
+    names = [str(f) for f in files]
+    job = {
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "label": args.label,
+        "sample": args.sample,
+        "seed": args.seed,
+    }
+    store = ChunkStore(args.out, job)
+    store.open(restart=args.restart)
+    chunks = chunked(names, args.batch_size)
+    todo = [i for i, chunk in enumerate(chunks) if not store.has(i, list(chunk))]
+    done = len(names) - sum(len(chunks[i]) for i in todo)
+
+    with tqdm(total=len(names), initial=done, unit="img", desc="encode") as progress:
+        async with _client(args) as client:
+
+            async def encode_chunk(index: int) -> None:
+                chunk = list(chunks[index])
+                seed = None if args.seed is None else args.seed + index
+                result = await client.encode(
+                    chunk, labels=args.label, sample=args.sample, seed=seed
+                )
+                store.save(
+                    index, chunk, {"latents": result.latents, "model": np.asarray(result.model)}
+                )
+                progress.update(len(chunk))
+
+            await run_bounded([lambda i=i: encode_chunk(i) for i in todo], args.concurrency)
+
+    _merge(store, len(chunks), args)
+    print(f"wrote {len(names)} latents to {args.out}", file=sys.stderr)
+
+
+def _merge(store: ChunkStore, count: int, args: argparse.Namespace) -> None:
+    parts = [store.load(i) for i in range(count)]
+    arrays = {
+        "latents": np.concatenate([p["latents"] for p in parts]),
+        "names": np.concatenate([p["names"] for p in parts]),
+        "model": parts[0]["model"],
+    }
+    if args.label is not None:
+        arrays["labels"] = np.full(len(arrays["names"]), args.label, dtype=np.int64)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, **arrays)
+    store.remove()
+
+
+def load_latents(path: Path) -> tuple[np.ndarray, list[str] | None, np.ndarray | None, str | None]:
+    """(latents [N,D], names, labels, model) of an .npy array or an `encode` .npz."""
+    if path.suffix == ".npy":
+        return np.atleast_2d(np.load(path)), None, None, None
+    with np.load(path) as archive:
+        names = archive["names"].tolist() if "names" in archive.files else None
+        labels = archive["labels"] if "labels" in archive.files else None
+        model = str(archive["model"]) if "model" in archive.files else None
+        return np.atleast_2d(archive["latents"]), names, labels, model
+
+
+def png_names(count: int, names: list[str] | None, prefix: str) -> list[str]:
+    """Sortable, unique PNG names: `000012_<stem>.png`, or `<prefix>000012.png`."""
+    if names is None:
+        return [f"{prefix}{i:06d}.png" for i in range(count)]
+    return [f"{i:06d}_{Path(name).stem}.png" for i, name in enumerate(names)]
+
+
+async def decode(args: argparse.Namespace) -> None:
+    latents, names, labels, model = load_latents(args.latents)
+    if args.label is not None:
+        labels = np.full(len(latents), args.label)
+    args.model = args.model or model
+    outputs = png_names(len(latents), names, prefix="decoded_")
+    starts = range(0, len(latents), args.batch_size)
+
+    async def decode_chunk(client: AsyncClient, start: int) -> None:
+        stop = start + args.batch_size
+        chunk_labels = None if labels is None else [int(v) for v in labels[start:stop]]
+        result = await client.decode(latents[start:stop], labels=chunk_labels)
+        result.images.save(args.out, outputs[start:stop])
+
+    await _images_job(args, "decode", outputs, starts, decode_chunk)
+
+
+async def sample(args: argparse.Namespace) -> None:
+    outputs = png_names(args.n, None, prefix="sample_")
+    starts = range(0, args.n, args.batch_size)
+
+    async def sample_chunk(client: AsyncClient, start: int) -> None:
+        count = min(args.batch_size, args.n - start)
+        # Chunk k draws with seed + k: a rerun or a resumed run writes the same images.
+        seed = None if args.seed is None else args.seed + start // args.batch_size
+        result = await client.sample(
+            count, seed=seed, temperature=args.temperature, label=args.label
+        )
+        result.images.save(args.out, outputs[start : start + count])
+
+    await _images_job(args, "sample", outputs, starts, sample_chunk)
+
+
+async def _images_job(args, desc: str, outputs: list[str], starts: range, run_chunk) -> None:
+    """Runs the chunks whose PNGs are not all written yet, with a progress bar."""
+
+    def missing(start: int) -> bool:
+        return any(
+            not (args.out / name).exists() for name in outputs[start : start + args.batch_size]
+        )
+
+    todo = [start for start in starts if missing(start)]
+    done = len(outputs) - sum(len(outputs[s : s + args.batch_size]) for s in todo)
+    with tqdm(total=len(outputs), initial=done, unit="img", desc=desc) as progress:
+        async with _client(args) as client:
+
+            async def one(start: int) -> None:
+                await run_chunk(client, start)
+                progress.update(len(outputs[start : start + args.batch_size]))
+
+            await run_bounded([lambda s=s: one(s) for s in todo], args.concurrency)
+    print(f"wrote {len(outputs)} images to {args.out}", file=sys.stderr)
+
+
+def _client(args: argparse.Namespace) -> AsyncClient:
+    return AsyncClient(
+        args.url, model=args.model, timeout=args.timeout, max_connections=args.concurrency
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentserve-batch", description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
+    parser.add_argument("--model", help="model name (default: the server's default)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per request")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    enc = commands.add_parser("encode", help="images -> .npz of latents and file names")
+    enc.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    enc.add_argument("-o", "--out", type=Path, required=True, help="the .npz to write")
+    enc.add_argument("--label", type=int, help="class of every image (conditional models)")
+    enc.add_argument("--sample", action="store_true", help="a sampled z instead of the mean")
+    enc.add_argument("--seed", type=int, help="seed of --sample (request k uses seed + k)")
+    enc.add_argument("--restart", action="store_true", help="discard partial results")
+
+    dec = commands.add_parser("decode", help=".npy/.npz of latents -> folder of PNGs")
+    dec.add_argument("latents", type=Path, help=".npy [N,D] or an .npz written by encode")
+    dec.add_argument("-o", "--out", type=Path, required=True, help="folder for the PNGs")
+    dec.add_argument("--label", type=int, help="class of every image (conditional models)")
+
+    smp = commands.add_parser("sample", help="generated images -> folder of PNGs")
+    smp.add_argument("-n", type=int, default=16, help="number of images")
+    smp.add_argument("--seed", type=int, help="same seed, same images")
+    smp.add_argument("--temperature", type=float)
+    smp.add_argument("--label", type=int, help="class to generate (conditional models)")
+    smp.add_argument("-o", "--out", type=Path, required=True, help="folder for the PNGs")
+    return parser
+
+
+COMMANDS = {"encode": encode, "decode": decode, "sample": sample}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        asyncio.run(COMMANDS[args.command](args))
+    except LatentServeError as error:
+        print(f"latentserve-batch: the server refused: {error}", file=sys.stderr)
+        return 1
+    except JobMismatch as error:
+        print(f"latentserve-batch: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
