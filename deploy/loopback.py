@@ -1,0 +1,246 @@
+"""The docker-compose topology on loopback, without Docker: N service replicas behind nginx.
+
+Each replica is `python -m service` (what `latentserve-serve` runs) on its own port; nginx runs
+the repo's deploy/nginx.conf with the `api` upstream rewritten to those ports. Used by
+tests/deploy and bench/, and by hand:
+
+    python -m deploy.loopback --replicas 3      # prints the entry URL, Ctrl-C stops all
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+PORT_RANGE = (19000, 19999)
+NGINX_TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def free_port() -> int:
+    """A port in PORT_RANGE that nothing listens on right now."""
+    for _ in range(200):
+        port = random.randint(*PORT_RANGE)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Polls GET url until it answers 200; fails early if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode} before {url}")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f}s")
+
+
+@dataclass
+class Replica:
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """How nginx names this replica in $upstream_addr."""
+        return f"127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, not a graceful shutdown."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_replica(model_dir: Path, log_dir: Path, env: dict[str, str] | None = None) -> Replica:
+    """One service process on a free loopback port (not yet waited for)."""
+    port = free_port()
+    settings = {
+        "LATENTSERVE_HOST": "127.0.0.1",
+        "LATENTSERVE_PORT": str(port),
+        "LATENTSERVE_MODEL_DIR": str(model_dir),
+        "LATENTSERVE_LOG_LEVEL": "warning",
+    }
+    log = open(log_dir / f"replica-{port}.log", "wb")  # noqa: SIM115 - owned by the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        env={**os.environ, **settings, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    log.close()
+    return Replica(port, process)
+
+
+def render_nginx_conf(
+    source: str, listen_port: int, upstream_ports: list[int], workdir: Path
+) -> str:
+    """The repo's nginx config with the `api` upstream and the listen port moved to loopback.
+
+    Every rewrite must match exactly once, so a change to deploy/nginx.conf that this function
+    does not understand fails loudly instead of testing a different topology.
+    """
+
+    def upstream_servers(match: re.Match) -> str:
+        indent, options = match.group(1), match.group(2).replace(" resolve", "")
+        return "\n".join(f"{indent}server 127.0.0.1:{p}{options};" for p in upstream_ports)
+
+    temp_paths = "".join(f"\n    {name}_temp_path {workdir / name};" for name in NGINX_TEMP_DIRS)
+    rewrites = [
+        (r"^(\s*)server api:\d+([^;]*);", upstream_servers),
+        (r"^(\s*)listen \d+;", rf"\1listen 127.0.0.1:{listen_port};"),
+        (r"^http \{", lambda m: m.group(0) + temp_paths),
+    ]
+    for pattern, replacement in rewrites:
+        source, count = re.subn(pattern, replacement, source, flags=re.M)
+        if count != 1:
+            raise ValueError(f"deploy/nginx.conf: expected one match of {pattern!r}, got {count}")
+    return source
+
+
+@dataclass
+class Nginx:
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests in flight
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+    )
+    if found is None:
+        raise FileNotFoundError("nginx is not installed (Debian: apt-get install nginx-light)")
+    return found
+
+
+def start_nginx(upstream_ports: list[int], workdir: Path) -> Nginx:
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(render_nginx_conf(NGINX_CONF.read_text(), port, upstream_ports, workdir))
+    command = [
+        nginx_binary(),
+        "-p",
+        str(workdir),
+        "-c",
+        str(conf),
+        "-e",
+        str(workdir / "error.log"),
+        "-g",
+        f"daemon off; pid {workdir / 'nginx.pid'};",
+    ]
+    check = subprocess.run([*command, "-t"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx rejects the rewritten config:\n{check.stderr}")
+    log = open(workdir / "nginx.log", "wb")  # noqa: SIM115 - owned by the process
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    nginx = Nginx(port, process)
+    wait_until_ready(f"{nginx.url}/nginx-healthz", process, timeout=20)
+    return nginx
+
+
+@dataclass
+class LoopbackTopology:
+    """N replicas and nginx in front; a context manager that stops everything it started."""
+
+    replica_count: int
+    model_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: Path | None = None
+    replicas: list[Replica] = field(default_factory=list)
+    nginx: Nginx | None = None
+
+    @property
+    def url(self) -> str:
+        return self.nginx.url
+
+    def __enter__(self) -> LoopbackTopology:
+        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="latentserve-loopback-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.replicas = [
+                start_replica(self.model_dir, self.workdir, self.env)
+                for _ in range(self.replica_count)
+            ]
+            for replica in self.replicas:
+                wait_until_ready(f"{replica.url}/readyz", replica.process)
+            self.nginx = start_nginx([r.port for r in self.replicas], self.workdir)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.nginx is not None:
+            self.nginx.stop()
+        for replica in self.replicas:
+            replica.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "exported_models")
+    args = parser.parse_args()
+    with LoopbackTopology(args.replicas, args.model_dir) as topology:
+        ports = ", ".join(str(r.port) for r in topology.replicas)
+        print(f"{topology.url}  (replicas on {ports}; logs in {topology.workdir})", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()
