@@ -62,7 +62,9 @@ class MixtureSampler(_Strict):
     def _consistent(self) -> MixtureSampler:
         k = len(self.weights)
         if k == 0 or len(self.means) != k or len(self.variances) != k:
-            raise ValueError("mixture weights, means and variances must have one entry per component")
+            raise ValueError(
+                "mixture weights, means and variances must have one entry per component"
+            )
         if abs(sum(self.weights) - 1.0) > 1e-3:
             raise ValueError("mixture weights must sum to 1")
         return self

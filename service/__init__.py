@@ -1,0 +1,1 @@
+"""latentserve's REST service: encoders and decoders of exported autoencoders over HTTP."""

@@ -1,0 +1,70 @@
+"""Service settings, read from environment variables prefixed `LATENTSERVE_`."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def default_model_dir() -> Path:
+    """`./exported_models` when the working directory has one, else the project's own."""
+    here = Path.cwd() / "exported_models"
+    return here if here.is_dir() else PROJECT_ROOT / "exported_models"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LATENTSERVE_", extra="ignore")
+
+    model_dir: Path = Field(default_factory=default_model_dir)
+    default_model: str = Field(
+        "mnist-vae", description="Served when a request names no model; else the first loaded."
+    )
+    backend: Literal["onnx", "torchscript"] = "onnx"
+    providers: CommaList = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="ONNX Runtime execution providers in order of preference, comma-separated.",
+    )
+    require_cuda: bool = Field(
+        False, description="Refuse to start instead of falling back to the CPU."
+    )
+    torch_device: str = Field("cpu", description="TorchScript device: cpu, cuda or cuda:N.")
+    intra_op_threads: int = Field(0, ge=0, description="0 leaves the runtime's default.")
+    inter_op_threads: int = Field(0, ge=0, description="0 leaves the runtime's default.")
+
+    max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    max_images: int = Field(256, gt=0, description="Images (or latents) per request.")
+    max_image_pixels: int = Field(
+        4096 * 4096, gt=0, description="Width x height of one uploaded image, before decoding."
+    )
+    max_steps: int = Field(64, ge=2, description="Frames of one interpolation.")
+    max_samples: int = Field(256, gt=0, description="Largest n of /sample.")
+
+    cors_origins: CommaList = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("providers", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("model_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,96 @@
+"""The application factory: `create_app(settings)`; models load in the background at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from service.backends import create_backend
+from service.core.errors import BodySizeLimit, install_error_handlers
+from service.core.metrics import Metrics, MetricsMiddleware
+from service.core.settings import Settings, get_settings
+from service.openapi import build_openapi
+from service.registry import load_registry
+from service.routes import decode, encode, health, interpolate, models, sample
+from service.state import AppState
+
+log = logging.getLogger("latentserve")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DESCRIPTION = (
+    "Encoders and decoders of exported autoencoders over REST. Every route takes `model` "
+    "(see /models). Errors are `application/problem+json`."
+)
+
+
+def package_version() -> str:
+    try:
+        return version("latentserve")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = AppState(settings=settings, metrics=Metrics())
+    app = FastAPI(
+        title="latentserve",
+        version=package_version(),
+        description=DESCRIPTION,
+        lifespan=partial(lifespan, state=state),
+    )
+    app.state.latentserve = state
+    install_error_handlers(app)
+    for module in (encode, decode, sample, interpolate, models, health):
+        app.include_router(module.router)
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
+    # Added innermost first: metrics see every response, CORS headers reach the 413s too.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
+    return app
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI, state: AppState) -> AsyncIterator[None]:
+    # A backend that cannot run (require_cuda without CUDA) stops the start-up here.
+    state.backend = create_backend(state.settings)
+    loading = asyncio.create_task(load_models(state))
+    yield
+    await asyncio.shield(loading) if not loading.done() else None
+
+
+async def load_models(state: AppState) -> None:
+    settings = state.settings
+    try:
+        state.registry = await asyncio.to_thread(
+            load_registry,
+            settings.model_dir,
+            state.backend,
+            settings.default_model,
+            state.metrics.observe_inference,
+        )
+    except Exception as exc:
+        log.exception("loading the models failed")
+        state.load_error = f"loading the models failed: {exc}"
+        return
+    log.info(
+        "ready: %d model(s), %d refused", len(state.registry.models), len(state.registry.failed)
+    )

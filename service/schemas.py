@@ -1,0 +1,151 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.latents import Method
+
+ImageItem = str | list[Any]
+IMAGE_ITEM_DOC = (
+    "A base64 PNG/JPEG (a `data:image/...;base64,` prefix is allowed), or a nested list "
+    "[H][W] / [C][H][W] of numbers in the model's value range."
+)
+ImageOut = str | list[Any]
+IMAGE_OUT_DOC = "Base64 PNG, or a nested list [C][H][W] with `output=array`."
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImagesRequest(_Request):
+    images: list[ImageItem] = Field(min_length=1, description=IMAGE_ITEM_DOC)
+    labels: list[int] | None = Field(
+        None, description="Conditional models: one class per image, or one for all."
+    )
+
+
+class EncodeRequest(ImagesRequest):
+    sample: bool | None = Field(
+        None, description="Return z = mean + exp(logvar/2)·ε instead of the mean (variational)."
+    )
+    seed: int | None = Field(None, ge=0, description="Seed of ε when `sample` is true.")
+
+
+class DecodeRequest(_Request):
+    latents: list[list[float]] = Field(min_length=1, description="Latent vectors [N][latent_dim].")
+    labels: list[int] | None = Field(
+        None, description="Conditional models: one class per latent, or one for all."
+    )
+
+
+class Endpoint(_Request):
+    image: ImageItem | None = Field(None, description=IMAGE_ITEM_DOC)
+    latent: list[float] | None = Field(None, description="A latent vector of latent_dim values.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Endpoint:
+        if (self.image is None) == (self.latent is None):
+            raise ValueError("give exactly one of `image` and `latent`")
+        return self
+
+
+class InterpolateRequest(_Request):
+    start: Endpoint
+    end: Endpoint
+    steps: int = Field(8, ge=2, description="Frames, both ends included.")
+    method: Method = "linear"
+    label: int | None = Field(None, description="Conditional models: the class of every frame.")
+
+
+class EncodeResponse(BaseModel):
+    model: str
+    latent_dim: int
+    latents: list[list[float]] = Field(description="The mean, or a sampled z with `sample`.")
+    mean: list[list[float]] | None = Field(None, description="Variational models only.")
+    logvar: list[list[float]] | None = Field(None, description="Variational models only.")
+    seed: int | None = Field(None, description="The seed of ε when `sample` was asked for.")
+
+
+class ImagesResponse(BaseModel):
+    model: str
+    images: list[ImageOut] = Field(description=IMAGE_OUT_DOC)
+    shape: list[int] = Field(description="[N, C, H, W] of the images.")
+
+
+class DecodeResponse(ImagesResponse):
+    pass
+
+
+class SampleResponse(ImagesResponse):
+    seed: int
+    temperature: float
+    latents: list[list[float]]
+    labels: list[int] | None = None
+
+
+class InterpolateResponse(ImagesResponse):
+    method: Method
+    latents: list[list[float]]
+
+
+class ReconstructResponse(ImagesResponse):
+    latents: list[list[float]] = Field(description="The encoder's mean (or latent) per image.")
+    mse: list[float] = Field(description="Mean squared error per image, in the model's range.")
+
+
+class TensorInfo(BaseModel):
+    name: str
+    shape: list[int | str]
+
+
+class SamplerInfo(BaseModel):
+    kind: Literal["prior", "gaussian_mixture"]
+    components: int | None = None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    description: str
+    family: str
+    architecture: str
+    variational: bool
+    conditional: bool
+    latent_dim: int
+    image: dict[str, Any]
+    classes: list[str] | None
+    backend: str
+    provider: str = Field(description="The execution provider or device actually in use.")
+    inputs: dict[str, list[TensorInfo]]
+    outputs: dict[str, list[TensorInfo]]
+    sampler: SamplerInfo
+    dataset: dict[str, Any]
+    metrics: dict[str, float]
+    parity: dict[str, float]
+    has_reference: bool
+    created: str
+
+
+class FailedModelInfo(BaseModel):
+    name: str
+    reason: str
+
+
+class ModelList(BaseModel):
+    default: str | None
+    models: list[ModelInfo]
+    failed: list[FailedModelInfo]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    models: list[str]
+    failed: list[FailedModelInfo]
+    detail: str | None = None
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
