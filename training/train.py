@@ -44,12 +44,12 @@ class TrainConfig:
         "mnist, fashion-mnist, kmnist, mnist-test-only (the MNIST t10k set split "
         "8000/1000/1000) or image-folder",
     )
-    data_root: str | None = _option(None, "where the dataset lives (default: its usual place)")
+    data_root: str | None = _option(None, "where the dataset lives (unset: its usual place)")
     download: bool = _option(False, "let torchvision download mnist/fashion-mnist/kmnist")
     val_size: int = _option(DEFAULT_VAL_SIZE, "validation images carved from a standard train set")
     train_limit: int | None = _option(None, "use only the first N training images (quick runs)")
     image_shape: list[int] | None = _option(
-        None, "C H W to convert images to (default: the dataset's own; 3 32 32 for folders)"
+        None, "C H W to convert images to (unset: the dataset's own; 3 32 32 for folders)"
     )
     # model
     family: str = _option("vae", "ae, vae, beta_vae, cvae, dae or sparse_ae")
@@ -75,7 +75,7 @@ class TrainConfig:
     threads: int = _option(2, "torch CPU threads (0: torch's default)")
     # output
     output_dir: str = _option("runs", "folder that receives one subfolder per run")
-    run_name: str | None = _option(None, "the run's subfolder (default: dataset-family-arch-zN)")
+    run_name: str | None = _option(None, "the run's subfolder (unset: dataset-family-arch-zN)")
     resume: str | None = _option(None, "a last.pt (or best.pt) checkpoint to continue from")
     progress: bool = _option(True, "show a progress bar")
     evaluate: bool = _option(True, "evaluate the best checkpoint on the test split at the end")
