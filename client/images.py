@@ -17,9 +17,10 @@ NPY_MEDIA_TYPE = "application/x-npy"
 
 
 def as_image_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
-    """One image or many; a 4-D array is a batch of [C,H,W] images."""
+    """One image or many. One array reads as the API reads an .npy body: [N,C,H,W] and
+    [N,H,W] are batches, [H,W] one image; give a single [C,H,W] image inside a list."""
     if isinstance(images, np.ndarray):
-        return list(images) if images.ndim == 4 else [images]
+        return list(images) if images.ndim >= 3 else [images]
     if isinstance(images, (str, os.PathLike, bytes, Image.Image)):
         return [images]
     return list(images)
