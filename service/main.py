@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
 
 from service.backends import create_backend
 from service.core.errors import BodySizeLimit, install_error_handlers
@@ -20,12 +18,11 @@ from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.settings import Settings, get_settings
 from service.openapi import build_openapi
 from service.registry import load_registry
-from service.routes import decode, encode, health, interpolate, models, sample
+from service.routes import decode, encode, health, interpolate, models, sample, web
 from service.state import AppState
 
 log = logging.getLogger("latentserve")
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 DESCRIPTION = (
     "Encoders and decoders of exported autoencoders over REST. Every route takes `model` "
     "(see /models). Errors are `application/problem+json`."
@@ -52,8 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (encode, decode, sample, interpolate, models, health):
         app.include_router(module.router)
-    if STATIC_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
+    if web.STATIC_DIR.is_dir():
+        app.include_router(web.router)  # last: its catch-all path must not shadow the API
     # Added innermost first: metrics see every response, CORS headers reach the 413s too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

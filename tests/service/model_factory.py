@@ -96,7 +96,7 @@ def build_model_folder(
         decoder=dec_sig,
         files=hash_files(folder),
         onnx_opset=OPSET,
-        sampler=PriorSampler() if variational else _mixture(latent_dim),
+        sampler=PriorSampler() if variational else fixture_mixture(latent_dim),
         dataset=DatasetInfo(name="none", source="random weights", split={}, sizes={}),
         metrics={"test_loss": 0.0},
         training={"epochs": 0, "seed": seed},
@@ -136,7 +136,7 @@ def _export(module: nn.Module, args: tuple, signature: GraphSignature, stem: Pat
         torch.jit.trace(module, args).save(str(stem.with_suffix(".pt")))
 
 
-def _mixture(latent_dim: int) -> MixtureSampler:
+def fixture_mixture(latent_dim: int) -> MixtureSampler:
     rng = np.random.default_rng(1)
     return MixtureSampler(
         weights=[0.25, 0.75],

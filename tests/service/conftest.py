@@ -1,0 +1,149 @@
+"""Fixtures of the service tests: small model folders (good and broken) and real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EXPORTED_MODELS, ROOT, skip_or_fail
+from tests.service.model_factory import build_model_folder, corrupt_hash
+
+SHIPPED = ("mnist-vae-2d", "mnist-vae", "mnist-cvae", "mnist-ae", "mnist-dae", "fashion-vae")
+DIGITS = [str(d) for d in range(10)]
+
+
+def free_port() -> int:
+    ports = list(range(18000, 19000))
+    random.shuffle(ports)
+    for port in ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 18000-18999")
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+def start_server(model_dir: Path, log: Path, **settings: str) -> Server:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LATENTSERVE_MODEL_DIR": str(model_dir),
+        "LATENTSERVE_PORT": str(port),
+        "LATENTSERVE_LOG_LEVEL": "info",
+        **{f"LATENTSERVE_{key.upper()}": value for key, value in settings.items()},
+    }
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=handle, stderr=handle
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    wait_ready(server)
+    return server
+
+
+def wait_ready(server: Server, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_server(server)
+    raise RuntimeError(f"server not ready in {timeout}s:\n{server.log.read_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def fixture_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three good tiny models and three broken folders."""
+    root = tmp_path_factory.mktemp("models")
+    build_model_folder(root / "tiny-vae", "tiny-vae", latent_dim=4)
+    build_model_folder(root / "tiny-cvae", "tiny-cvae", family="cvae", classes=["a", "b", "c"])
+    build_model_folder(root / "tiny-ae", "tiny-ae", family="ae", latent_dim=2)
+    build_model_folder(root / "bad-hash", "bad-hash")
+    corrupt_hash(root / "bad-hash")
+    build_model_folder(root / "missing-file", "missing-file")
+    (root / "missing-file" / "encoder.pt").unlink()
+    build_model_folder(root / "bad-manifest", "bad-manifest")
+    manifest = json.loads((root / "bad-manifest" / "manifest.json").read_text())
+    manifest["latent_dim"] = -3
+    (root / "bad-manifest" / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+@pytest.fixture(scope="session")
+def fixture_server(fixture_models: Path, tmp_path_factory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("logs") / "fixture-server.log"
+    server = start_server(fixture_models, log, default_model="tiny-vae", max_body_bytes="2000000")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def api(fixture_server: Server) -> Iterator[httpx.Client]:
+    with fixture_server.client() as client:
+        yield client
+
+
+def shipped_models_dir() -> Path:
+    missing = [name for name in SHIPPED if not (EXPORTED_MODELS / name / "manifest.json").exists()]
+    if missing:
+        skip_or_fail(f"shipped models missing from {EXPORTED_MODELS}: {', '.join(missing)}")
+    return EXPORTED_MODELS
+
+
+@pytest.fixture(scope="session")
+def shipped_server(tmp_path_factory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("logs") / "shipped-onnx.log"
+    server = start_server(shipped_models_dir(), log)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def shipped_torchscript_server(tmp_path_factory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("logs") / "shipped-torchscript.log"
+    server = start_server(shipped_models_dir(), log, backend="torchscript")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def shipped(shipped_server: Server) -> Iterator[httpx.Client]:
+    with shipped_server.client() as client:
+        yield client
