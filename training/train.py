@@ -257,13 +257,17 @@ def _toml_value(value: Any) -> str:
 # ---------------------------------------------------------------- the whole run
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Train, keep the best checkpoint by validation loss, and evaluate it on the test split."""
+def train(config: TrainConfig, splits: Splits | None = None) -> TrainResult:
+    """Train, keep the best checkpoint by validation loss, and evaluate it on the test split.
+
+    `splits` replaces the dataset the config names (data prepared in code, tests).
+    """
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    splits = load_data(config)  # steps 1-2: split and load
+    if splits is None:
+        splits = load_data(config)  # steps 1-2: split and load
     model = make_model(config, splits).to(device)  # step 3: model (the loss lives in losses.py)
     optimizer = torch.optim.Adam(  # step 4
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
