@@ -171,6 +171,7 @@ async function decodePoint(point, latent) {
     const result = await api.decode(state.model.name, latent, state.label);
     $("map-decoded").src = pngSource(result.images[0]);
     $("map-point").textContent = `(${point[0].toFixed(2)}, ${point[1].toFixed(2)})`;
+    $("map-point").dataset.latent = JSON.stringify(latent);
   });
 }
 
