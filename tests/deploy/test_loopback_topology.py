@@ -1,0 +1,99 @@
+"""The compose topology for real on loopback: N service replicas behind Debian's nginx running
+deploy/nginx.conf (upstream rewritten to loopback ports by deploy.loopback)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from deploy.loopback import NGINX_CONF, LoopbackTopology, nginx_binary  # noqa: E402
+from deploy.loopback import render_nginx_conf as render  # noqa: E402
+from tests.conftest import skip_or_fail  # noqa: E402
+from tests.service.model_factory import build_model_folder  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+REPLICAS = 3
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """One small real model: the topology, not the models, is under test here."""
+    root = tmp_path_factory.mktemp("models")
+    build_model_folder(root / "tiny-vae", "tiny-vae", latent_dim=4)
+    return root
+
+
+@pytest.fixture
+def topology(model_dir, tmp_path) -> Iterator[LoopbackTopology]:
+    try:
+        nginx_binary()
+    except FileNotFoundError as missing:
+        skip_or_fail(str(missing))
+    with LoopbackTopology(REPLICAS, model_dir, workdir=tmp_path) as running:
+        yield running
+
+
+def served_by(response: httpx.Response) -> str:
+    return response.headers["X-Served-By"].split(",")[-1].strip()
+
+
+def encode_through(http: httpx.Client, seed: int) -> httpx.Response:
+    image = np.random.default_rng(seed).random((28, 28)).tolist()
+    return http.post("/encode", params={"model": "tiny-vae"}, json={"images": [image]})
+
+
+def test_rewritten_config_keeps_everything_but_the_addresses():
+    source = NGINX_CONF.read_text()
+    rendered = render(source, 19999, [19001, 19002], Path("/tmp/x"))
+    assert "server 127.0.0.1:19001 max_fails=2 fail_timeout=5s;" in rendered
+    assert "server 127.0.0.1:19002 max_fails=2 fail_timeout=5s;" in rendered
+    assert "listen 127.0.0.1:19999;" in rendered and "api:" not in rendered
+    kept = [
+        line for line in source.splitlines() if "server api:" not in line and "listen" not in line
+    ]
+    assert all(line in rendered for line in kept)
+    with pytest.raises(ValueError, match="expected one match"):
+        render(source.replace("server api:8000", "server backend:8000"), 1, [2], Path("/tmp"))
+
+
+def test_requests_spread_over_every_replica(topology):
+    with httpx.Client(base_url=topology.url, timeout=30) as http:
+        responses = [encode_through(http, seed) for seed in range(4 * REPLICAS)]
+        assert [r.status_code for r in responses] == [200] * len(responses)
+        counts = Counter(served_by(r) for r in responses)
+        assert set(counts) == {r.address for r in topology.replicas}
+        # Every replica serves the same models: the answer does not depend on which one.
+        again = [encode_through(http, 0) for _ in range(REPLICAS)]
+    assert len({served_by(r) for r in again}) == REPLICAS
+    assert all(r.json()["latents"] == responses[0].json()["latents"] for r in again)
+
+
+def test_requests_keep_succeeding_when_a_replica_is_killed(topology):
+    victim, *survivors = topology.replicas
+    victim.kill()
+    with httpx.Client(base_url=topology.url, timeout=30) as http:
+        responses = [encode_through(http, seed) for seed in range(6 * REPLICAS)]
+        responses += [http.get("/sample", params={"model": "tiny-vae", "seed": 1})]
+    assert [r.status_code for r in responses] == [200] * len(responses)
+    assert {served_by(r) for r in responses} == {r.address for r in survivors}
+    assert all(len(r.json()["latents"][0]) == 4 for r in responses)
+
+
+def test_the_web_page_and_problem_details_pass_through_nginx(topology):
+    with httpx.Client(base_url=topology.url, timeout=30) as http:
+        page = http.get("/")
+        missing = http.get("/models/no-such-model")
+    assert page.status_code == 200 and "latentserve" in page.text
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    assert "no-such-model" in missing.json()["detail"]
