@@ -52,7 +52,7 @@ DECODE = {
             "decode that latent with other labels: the style is kept, the class changes. "
             "A zero latent stands in here for the latent /encode returns."
         ),
-        "value": {"latents": [[0.0] * 16], "labels": [3]},
+        "value": {"latents": [[0.0] * 8], "labels": [3]},
     },
 }
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from service.core.errors import PROBLEM_JSON
 from service.manifest import ReferenceSet
 from service.schemas import DecodeRequest, EncodeRequest, ImagesRequest, InterpolateRequest
 
@@ -36,9 +37,24 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         [(model, "validation") for model in EXTRA_SCHEMAS],
         ref_template="#/components/schemas/{model}",
     )
-    schema.setdefault("components", {}).setdefault("schemas", {}).update(extra["$defs"])
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(extra["$defs"])
+    _validation_errors_as_problems(schema)
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
     app.openapi_schema = schema
     return schema
+
+
+def _validation_errors_as_problems(schema: dict[str, Any]) -> None:
+    """FastAPI documents its 422s as HTTPValidationError; this service answers problem+json."""
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response["content"] = problem
+                response["description"] = "Problem details"
 
 
 def render() -> str:

@@ -1,0 +1,42 @@
+"""openapi/openapi.json is what the code generates, and its examples run on the shipped models."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from service.openapi import OPENAPI_FILE, render
+
+
+def test_openapi_file_matches_the_code():
+    assert OPENAPI_FILE.read_text() == render(), "stale: run `python -m service.openapi`"
+
+
+def test_every_route_documents_its_errors_as_problem_json():
+    document = json.loads(render())
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            errors = {code: r for code, r in operation["responses"].items() if code[0] in "45"}
+            if path not in ("/healthz", "/readyz", "/metrics"):
+                assert errors, f"{method} {path} documents no errors"
+            for code, response in errors.items():
+                if path != "/readyz":
+                    assert "application/problem+json" in response["content"], (path, code)
+
+
+def json_examples(document: dict):
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            for name, example in content.get("application/json", {}).get("examples", {}).items():
+                model = re.search(r"model=([\w.-]+)", example["summary"])
+                yield method, path, name, example["value"], model.group(1) if model else None
+
+
+def test_examples_work_against_the_shipped_models(shipped):
+    examples = list(json_examples(json.loads(render())))
+    assert len(examples) >= 8
+    for method, path, name, body, model in examples:
+        params = {"model": model} if model else {}
+        response = shipped.request(method.upper(), path, json=body, params=params)
+        assert response.status_code == 200, (path, name, response.text)

@@ -1,0 +1,165 @@
+"""Unit tests of settings, codecs, latents and backends' device checks."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.backends import BackendUnavailable, create_backend
+from service.codecs import (
+    grid_png,
+    image_from_base64,
+    image_from_bytes,
+    images_from_npy,
+    latents_from_values,
+    strip_png,
+)
+from service.core.errors import BadInput
+from service.core.settings import Settings
+from service.latents import interpolate, sample, sample_posterior
+from service.manifest import ImageSpec, MixtureSampler, PriorSampler
+from tests.service.helpers import npy, png
+
+GRAY = ImageSpec(channels=1, height=28, width=28)
+RGB = ImageSpec(channels=3, height=32, width=32)
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("LATENTSERVE_PROVIDERS", "CUDAExecutionProvider, CPUExecutionProvider")
+    monkeypatch.setenv("LATENTSERVE_CORS_ORIGINS", "http://a.example,http://b.example")
+    monkeypatch.setenv("LATENTSERVE_MAX_IMAGES", "8")
+    monkeypatch.setenv("LATENTSERVE_MODEL_DIR", "relative/models")
+    settings = Settings()
+    assert settings.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert settings.cors_origins == ["http://a.example", "http://b.example"]
+    assert settings.max_images == 8
+    assert settings.model_dir.is_absolute() and settings.model_dir.name == "models"
+    assert (settings.host, settings.port, settings.backend) == ("127.0.0.1", 8000, "onnx")
+
+
+def test_settings_reject_nonsense(monkeypatch):
+    monkeypatch.setenv("LATENTSERVE_BACKEND", "tensorflow")
+    with pytest.raises(ValueError, match="backend"):
+        Settings()
+
+
+def test_require_cuda_refuses_to_start_without_cuda():
+    with pytest.raises(BackendUnavailable, match="CUDA"):
+        create_backend(
+            Settings(providers=["CUDAExecutionProvider", "CPUExecutionProvider"], require_cuda=True)
+        )
+    with pytest.raises(BackendUnavailable, match="omit"):
+        create_backend(Settings(providers=["CPUExecutionProvider"], require_cuda=True))
+
+
+def test_missing_cuda_falls_back_to_cpu_when_not_required():
+    backend = create_backend(Settings(providers=["CUDAExecutionProvider", "CPUExecutionProvider"]))
+    assert backend.describe() == {"backend": "onnx", "providers": ["CPUExecutionProvider"]}
+
+
+def test_torchscript_on_missing_cuda_is_a_startup_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(BackendUnavailable, match="no CUDA"):
+        create_backend(Settings(backend="torchscript", torch_device="cuda"))
+
+
+def test_images_are_converted_to_the_model():
+    rgba = np.zeros((50, 70, 4), dtype=np.uint8)
+    rgba[..., :3] = 255
+    rgba[:, :35, 3] = 255  # left half opaque white, right half transparent
+    gray = image_from_bytes(png(rgba, "RGBA"), GRAY, 10_000)
+    assert gray.shape == (1, 28, 28) and gray.dtype == np.float32
+    assert gray[0, :, :10].min() > 0.99 and gray[0, :, -10:].max() < 0.01
+    color = image_from_bytes(png(np.full((8, 8), 128, np.uint8)), RGB, 10_000)
+    assert color.shape == (3, 32, 32) and np.allclose(color, 128 / 255, atol=0.01)
+    sixteen = Image.fromarray(np.full((28, 28), 65535, np.uint16))
+    buffer = io.BytesIO()
+    sixteen.save(buffer, format="PNG")
+    assert image_from_bytes(buffer.getvalue(), GRAY, 10_000).min() > 0.99
+
+
+def test_value_range_is_applied():
+    signed = ImageSpec(channels=1, height=2, width=2, value_range=(-1.0, 1.0))
+    image = image_from_bytes(png(np.array([[0, 255], [0, 255]], np.uint8)), signed, 100)
+    np.testing.assert_allclose(image[0], [[-1, 1], [-1, 1]])
+    from_uint8 = images_from_npy(npy(np.array([[0, 255], [0, 255]], np.uint8)), signed, 4)
+    np.testing.assert_allclose(from_uint8, image[None])
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    buffer = io.BytesIO()
+    Image.new("L", (3000, 3000)).save(buffer, format="PNG")
+    with pytest.raises(BadInput, match="3000x3000"):
+        image_from_bytes(buffer.getvalue(), GRAY, 1_000_000)
+
+
+def test_base64_with_and_without_data_url():
+    data = png(np.zeros((28, 28), np.uint8))
+    plain = base64.b64encode(data).decode()
+    for text in (plain, f"data:image/png;base64,{plain}", f"  data:;base64,{plain}\n"):
+        assert image_from_base64(text, GRAY, 10_000).shape == (1, 28, 28)
+    with pytest.raises(BadInput, match="base64"):
+        image_from_base64("data:image/png;base64,@@@", GRAY, 10_000)
+
+
+def test_latent_shapes():
+    assert latents_from_values([1.0, 2.0], 2, 4).shape == (1, 2)
+    with pytest.raises(BadInput, match="2 values"):
+        latents_from_values([[1.0, 2.0, 3.0]], 2, 4)
+    with pytest.raises(BadInput, match="limit"):
+        latents_from_values(np.zeros((5, 2)), 2, 4)
+
+
+def test_grid_and_strip_sizes():
+    images = np.zeros((5, 1, 28, 28), np.float32)
+    grid = Image.open(io.BytesIO(grid_png(images, GRAY)))
+    strip = Image.open(io.BytesIO(strip_png(images, GRAY)))
+    assert grid.size == (3 * 28 + 4, 2 * 28 + 2) and strip.size == (5 * 28 + 8, 28)
+
+
+def test_prior_sampling_is_seeded_and_tempered():
+    first = sample(PriorSampler(), 3, 4, seed=9)
+    assert np.array_equal(first, sample(PriorSampler(), 3, 4, seed=9))
+    assert not np.array_equal(first, sample(PriorSampler(), 3, 4, seed=10))
+    np.testing.assert_allclose(sample(PriorSampler(), 3, 4, seed=9, temperature=0.5), first * 0.5)
+
+
+def test_mixture_sampling_follows_the_components():
+    mixture = MixtureSampler(
+        weights=[0.2, 0.8], means=[[-10.0], [10.0]], variances=[[0.01], [0.01]]
+    )
+    drawn = sample(mixture, 1, 5000, seed=0)[:, 0]
+    assert abs((drawn > 0).mean() - 0.8) < 0.03
+    assert np.abs(np.abs(drawn) - 10).max() < 1
+
+
+def test_posterior_sample_uses_logvar():
+    mean, logvar = np.zeros((2000, 2)), np.log(np.full((2000, 2), 4.0))
+    z = sample_posterior(mean, logvar, seed=1)
+    assert abs(z.std() - 2.0) < 0.1
+
+
+@pytest.mark.parametrize("method", ["linear", "spherical"])
+def test_interpolation_hits_both_ends(method):
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
+    path = interpolate(a, b, 5, method)
+    assert path.shape == (5, 3)
+    np.testing.assert_allclose(path[0], a, atol=1e-6)
+    np.testing.assert_allclose(path[-1], b, atol=1e-6)
+
+
+def test_spherical_keeps_norms_of_unit_vectors_and_degrades_to_linear():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    np.testing.assert_allclose(
+        np.linalg.norm(interpolate(a, b, 7, "spherical"), axis=1), 1, atol=1e-6
+    )
+    same = interpolate(a, a * 2, 3, "spherical")
+    np.testing.assert_allclose(same, interpolate(a, a * 2, 3, "linear"), atol=1e-6)
+    zero = interpolate(np.zeros(2), b, 3, "spherical")
+    np.testing.assert_allclose(zero[1], [0, 0.5], atol=1e-6)
