@@ -110,6 +110,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 def to_float_images(pixels: Tensor | np.ndarray) -> Tensor:
     """uint8 [N, H, W] or [N, C, H, W] -> float32 [N, C, H, W] in [0, 1]."""
+    if isinstance(pixels, Tensor):
+        pixels = pixels.numpy()
     images = torch.from_numpy(np.array(pixels, dtype=np.uint8))
     if images.dim() == 3:
         images = images.unsqueeze(1)

@@ -164,6 +164,16 @@ def plot_latent_grid(model: Autoencoder, split: ImageSplit, path: Path, size: in
     return _save(figure, path)
 
 
+def _pairs(labels: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """`count` (start, end) index pairs, each end of another class where one exists."""
+    pairs = []
+    for start in range(min(count, len(labels))):
+        others = [i for i in range(len(labels)) if labels[i] != labels[start]]
+        others = others or [(start + 1) % len(labels)]
+        pairs.append((start, others[(7 * start) % len(others)]))
+    return pairs
+
+
 def plot_interpolation(
     model: Autoencoder, split: ImageSplit, path: Path, pairs: int = 4, steps: int = 10
 ) -> Path:
@@ -173,9 +183,7 @@ def plot_interpolation(
     t = np.linspace(0.0, 1.0, steps)
     rows: list[Tensor] = []
     titles = []
-    for pair in range(pairs):
-        start = pair
-        end = next(i for i in range(pairs + 7 * pair, len(labels)) if labels[i] != labels[start])
+    for start, end in _pairs(labels, pairs):
         for method, interpolate in (("linear", lerp), ("spherical", slerp)):
             path_latents = interpolate(codes[start], codes[end], t)
             rows.append(decode(model, path_latents, np.full(steps, labels[start])))
