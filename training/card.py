@@ -94,7 +94,7 @@ def _size_key(split: str) -> str:
 
 def _metrics_section(metrics: Mapping[str, float]) -> str:
     rows = "\n".join(f"| `{key}` | {_number(value)} |" for key, value in metrics.items())
-    lines = ["## Test metrics", "", "Measured on the test split by `training.evaluate`."]
+    lines = ["## Test metrics", "", "Measured on the test split (`training.evaluate`)."]
     baseline = _pca_comparison(metrics)
     if baseline:
         lines += ["", baseline]
@@ -103,13 +103,21 @@ def _metrics_section(metrics: Mapping[str, float]) -> str:
 
 
 def _pca_comparison(metrics: Mapping[str, float]) -> str:
-    mse, pca = metrics.get("mse"), metrics.get("pca_mse")
+    mse, pca = metrics.get("recon_mse"), metrics.get("pca_mse")
     if mse is None or pca is None:
         return ""
-    return (
-        f"Reconstruction MSE per pixel {_number(mse)} against {_number(pca)} for PCA with the "
-        f"same number of components: a ratio of {mse / pca:.3f} (below 1 beats PCA)."
+    text = (
+        f"Against the baseline: reconstruction MSE per pixel {_number(mse)}, against "
+        f"{_number(pca)} for PCA with as many components as the latent size (fitted on the "
+        f"training split): a ratio of {mse / pca:.3f} (below 1 beats PCA)."
     )
+    if "psnr_gain" in metrics:
+        text += (
+            f" Denoising Gaussian noise (sigma 0.5): PSNR {_number(metrics['psnr_noisy'])} dB "
+            f"noisy, {_number(metrics['psnr_denoised'])} dB denoised, a gain of "
+            f"{_number(metrics['psnr_gain'])} dB."
+        )
+    return text
 
 
 def _sampling_section(m: Mapping[str, object]) -> str:

@@ -37,8 +37,10 @@ from service.manifest import (
 )
 from training import card, graphs, reference
 from training.data import ImageSplit, Splits
+from training.evaluate import evaluate
 from training.models import Autoencoder
 from training.parity import DEFAULT_TOLERANCE, Parity, graph_parity, require_parity
+from training.train import TrainConfig, load_checkpoint, load_data
 
 MANIFEST = "manifest.json"
 REFERENCE = "reference.json"
@@ -105,6 +107,58 @@ def export_model(
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
         verify_folder(staging)
     return manifest
+
+
+def export_checkpoint(
+    checkpoint: Path | str,
+    out_dir: Path | str,
+    *,
+    name: str | None = None,
+    data_root: Path | str | None = None,
+    metrics: Mapping[str, float] | None = None,
+    description: str = "",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Manifest:
+    """Export a training checkpoint (`best.pt` of a run) to `out_dir`.
+
+    The data comes back from the checkpoint's training config (`data_root` overrides where it
+    lives). `metrics` default to the run's `metrics.json` when the checkpoint is the run's
+    `best.pt`, else the checkpoint is evaluated on the test split now.
+    """
+    checkpoint = Path(checkpoint)
+    model, state = load_checkpoint(checkpoint)
+    config = TrainConfig.from_dict(state["config"])
+    if data_root is not None:
+        config.data_root = str(data_root)
+    splits = load_data(config)
+    if metrics is None:
+        metrics = _checkpoint_metrics(checkpoint, model, splits, config)
+    return export_model(
+        model, splits, out_dir, name=name, metrics=metrics, description=description,
+        training=training_settings(config, state), tolerance=tolerance, seed=config.seed,
+    )
+
+
+def training_settings(config: TrainConfig, state: Mapping[str, object]) -> dict[str, object]:
+    """What the manifest records about training: the config minus machine-local details."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in _LOCAL_SETTINGS}
+    settings["best_epoch"] = state["epoch"]
+    settings["epochs_run"] = len(state.get("history", [])) or state["epoch"]
+    settings["best_val_loss"] = float(state["val_loss"])
+    return settings
+
+
+_LOCAL_SETTINGS = frozenset({"data_root", "download", "device", "threads", "output_dir",
+                             "run_name", "resume", "progress", "evaluate"})
+
+
+def _checkpoint_metrics(checkpoint: Path, model: Autoencoder, splits: Splits,
+                        config: TrainConfig) -> dict[str, float]:
+    saved = checkpoint.parent / "metrics.json"
+    if checkpoint.name == "best.pt" and saved.exists():
+        return json.loads(saved.read_text())
+    return evaluate(model, splits, reconstruction=config.reconstruction,
+                    iw_samples=config.iw_samples, seed=config.seed)
 
 
 def verify_folder(folder: Path | str) -> Manifest:
