@@ -26,7 +26,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop on this thread while it lives, which
+# would break asyncio.run() in tests collected after these.
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
