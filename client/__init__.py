@@ -1,7 +1,7 @@
 """Python client for latentserve: `Client` (blocking), `AsyncClient`, and the batch CLI."""
 
+from client.api import AsyncClient, Client
 from client.errors import LatentServeError
-from client.http import AsyncClient, Client
 from client.results import (
     Decoded,
     Encoding,

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from client.api import DEFAULT_URL, AsyncClient
 from client.checkpoint import ChunkStore, JobMismatch
 from client.errors import LatentServeError
-from client.http import DEFAULT_URL, AsyncClient
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
