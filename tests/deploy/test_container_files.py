@@ -276,3 +276,9 @@ def test_nginx_retries_on_the_next_replica_when_one_fails(nginx_conf):
     (policy,) = re.findall(r"proxy_next_upstream ([^;]+);", nginx_conf)
     assert {"error", "timeout", "http_502", "http_503"} <= set(policy.split())
     assert "add_header X-Served-By $upstream_addr" in nginx_conf
+
+
+def test_nginx_image_is_recent_enough_for_resolve_in_upstreams(compose):
+    tag = compose["services"]["nginx"]["image"].split(":", 1)[1]
+    version = tuple(int(part) for part in tag.split("-")[0].split("."))
+    assert version >= (1, 27), "open-source nginx supports `server ... resolve` from 1.27.3"
