@@ -22,6 +22,8 @@ from pathlib import Path
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli:train_main", "train a model, evaluate it on the test split, draw it"),
     "evaluate": ("training.cli:evaluate_main", "evaluate and draw a saved checkpoint again"),
+    "export": ("training.export:main", "export a checkpoint to a model folder for the service"),
+    "zoo": ("training.zoo:main", "rebuild every shipped model of training/zoo.toml from data"),
 }
 
 

@@ -13,11 +13,13 @@ so a refused export leaves nothing behind and an existing folder stays intact un
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,7 +41,13 @@ from training import card, graphs, reference
 from training.data import ImageSplit, Splits
 from training.evaluate import evaluate
 from training.models import Autoencoder
-from training.parity import DEFAULT_TOLERANCE, Parity, graph_parity, require_parity
+from training.parity import (
+    DEFAULT_TOLERANCE,
+    Parity,
+    ParityError,
+    graph_parity,
+    require_parity,
+)
 from training.train import TrainConfig, load_checkpoint, load_data
 
 MANIFEST = "manifest.json"
@@ -305,3 +313,28 @@ def _replace(target: Path, staging: Path) -> None:
         os.rename(retired, target)
         raise
     shutil.rmtree(retired)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="latentserve-train export",
+        description="Export a checkpoint's encoder and decoder (ONNX and TorchScript) with its "
+        "manifest, reference set and model card into OUT, after checking that PyTorch, "
+        "TorchScript and ONNX Runtime agree on real test data. Nothing is written on failure.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="a training checkpoint (runs/<run>/best.pt)")
+    parser.add_argument("out", type=Path, help="the model folder to write (named after the model)")
+    parser.add_argument("--data-root", type=Path, help="where the checkpoint's dataset lives")
+    parser.add_argument("--description", default="", help="one line for the manifest and card")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help=f"largest absolute difference allowed (default {DEFAULT_TOLERANCE:g})")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    try:
+        manifest = export_checkpoint(args.checkpoint, args.out, data_root=args.data_root,
+                                     description=args.description, tolerance=args.tolerance)
+    except (ExportError, graphs.GraphError, ParityError) as error:
+        print(f"export refused: {error}", file=sys.stderr)
+        return 1
+    print(f"exported {manifest.name} to {args.out} (parity: {manifest.parity})")
+    return 0
