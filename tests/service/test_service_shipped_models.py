@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import EXPORTED_MODELS
 from tests.service.conftest import SHIPPED
 from tests.service.helpers import b64, npy, png, read_npy
 
@@ -102,9 +104,12 @@ def test_analogy_keeps_the_latent_and_changes_the_class(shipped, digits):
 
 
 def test_denoising_model_removes_noise(shipped, digits):
+    """At the corruption it was trained against, the model's output is nearer the clean digit."""
     pixels, _ = digits
+    training = json.loads((EXPORTED_MODELS / "mnist-dae" / "manifest.json").read_text())["training"]
+    level = json.loads(training["model_options"])["noise_level"]
     clean = pixels.astype(np.float32) / 255
-    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.3, clean.shape), 0, 1)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, level, clean.shape), 0, 1)
     denoised = read_npy(
         shipped.post(
             "/reconstruct?model=mnist-dae",
