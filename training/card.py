@@ -19,8 +19,8 @@ PICTURES = {
     "latent_grid": "Decoded grid over a latent plane",
     "interpolation": "Interpolation between test images",
 }
-MAX_PICTURE_SIDE = 640
-PICTURE_COLOURS = 64  # palette PNGs: a tenth of the bytes, no visible loss for these plots
+MAX_PICTURE_SIDE = 480
+PICTURE_COLOURS = 32  # palette PNGs: a fraction of the bytes, no visible loss for these plots
 
 
 def write_card(model: Autoencoder, splits: Splits, folder: Path,

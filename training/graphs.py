@@ -158,7 +158,10 @@ def check_torchscript(module: torch.jit.ScriptModule) -> None:
         raise GraphError(f"the TorchScript graph contains random operators: {random_ops}")
 
 
-def torchscript_op_kinds(path: Path) -> set[str]:
+def load_torchscript(path: Path) -> torch.jit.ScriptModule:
     with _quiet_exporters():
-        module = torch.jit.load(str(path), map_location="cpu")
-    return {node.kind() for node in module.inlined_graph.nodes()}
+        return torch.jit.load(str(path), map_location="cpu").eval()
+
+
+def torchscript_op_kinds(path: Path) -> set[str]:
+    return {node.kind() for node in load_torchscript(path).inlined_graph.nodes()}

@@ -9,7 +9,6 @@ anywhere counts as an infinite difference, so a NaN can never pass.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from torch import nn
+
+from training.graphs import load_torchscript
 
 DEFAULT_TOLERANCE = 1e-4
 
@@ -44,15 +45,15 @@ def graph_parity(
     input_names: Sequence[str],
 ) -> tuple[float, float]:
     """Largest |difference| against `module` for the TorchScript and the ONNX graph."""
-    scripted = _load_torchscript(torchscript_path)
+    scripted = load_torchscript(torchscript_path)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     worst_ts = worst_onnx = 0.0
     for batch in _batches(inputs):
         with torch.no_grad():
             reference = _as_arrays(module(*batch))
-            traced = _as_arrays(scripted(*batch))
+            traced = _as_arrays(_run("TorchScript", len(batch[0]), scripted, *batch))
         feeds = {name: t.numpy() for name, t in zip(input_names, batch, strict=True)}
-        onnx_out = session.run(None, feeds)
+        onnx_out = _run("ONNX Runtime", len(batch[0]), session.run, None, feeds)
         worst_ts = max(worst_ts, _largest_difference(reference, traced))
         worst_onnx = max(worst_onnx, _largest_difference(reference, onnx_out))
     return worst_ts, worst_onnx
@@ -77,18 +78,18 @@ def require_parity(figures: dict[str, tuple[float, float]], tolerance: float) ->
     return Parity(torchscript=worst_ts, onnx=worst_onnx, tolerance=tolerance)
 
 
+def _run(runtime: str, batch_size: int, call, *args):
+    try:
+        return call(*args)
+    except Exception as error:  # any failure of an exported graph is a refusal, not a crash
+        message = f"the {runtime} graph fails on a batch of {batch_size}: {error}"
+        raise ParityError(message) from error
+
+
 def _batches(inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
     """One single-item batch and the full batch, so a batch size baked in anywhere shows."""
     full = tuple(t.contiguous() for t in inputs)
     return [tuple(t[:1] for t in full), full]
-
-
-def _load_torchscript(path: Path) -> torch.jit.ScriptModule:
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning
-        )
-        return torch.jit.load(str(path), map_location="cpu").eval()
 
 
 def _as_arrays(outputs) -> list[np.ndarray]:
