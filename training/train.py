@@ -72,7 +72,11 @@ class TrainConfig:
     min_delta: float = _option(0.0, "the least validation-loss drop that counts as better")
     seed: int = _option(0, "seed of the split, the initial weights, the shuffling and the noise")
     device: str = _option("auto", "cpu, cuda, cuda:N, or auto (cuda when present)")
-    threads: int = _option(2, "torch CPU threads (0: torch's default)")
+    threads: int = _option(
+        1,
+        "torch CPU threads (0: torch's default); on shared cores one thread avoids waits "
+        "at every parallel op",
+    )
     # output
     output_dir: str = _option("runs", "folder that receives one subfolder per run")
     run_name: str | None = _option(None, "the run's subfolder (unset: dataset-family-arch-zN)")
