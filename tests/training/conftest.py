@@ -8,7 +8,7 @@ import torch
 from training.data import ImageSplit, Splits
 from training.train import TrainConfig
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 def prototype_images(count: int, seed: int, shape=(1, 8, 8), classes: int = 3):
@@ -54,5 +54,5 @@ def tiny_config(tmp_path) -> TrainConfig:
         output_dir=str(tmp_path / "runs"),
         progress=False,
         iw_samples=10,
-        threads=2,
+        threads=1,
     )

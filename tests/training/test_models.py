@@ -53,6 +53,7 @@ def test_cvae_output_depends_on_the_label(architecture):
     assert not torch.allclose(as_first, as_second)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 @pytest.mark.parametrize(
     ("family", "architecture"),
     [("cvae", "conv"), ("ae", "mlp"), ("vae", "conv"), ("sparse_ae", "mlp")],
