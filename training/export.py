@@ -79,6 +79,8 @@ def export_model(
     manifest's dataset entry. `metrics` are the test metrics to publish. Raises `ExportError`
     (or its causes `GraphError`, `ParityError`) and writes nothing when a check fails.
     """
+    if not tolerance >= 0:
+        raise ValueError(f"the parity tolerance must be a number >= 0, not {tolerance}")
     out_dir = Path(out_dir)
     name = name or out_dir.name
     model = model.cpu().eval()
@@ -147,12 +149,15 @@ def export_checkpoint(
     )
 
 
-def training_settings(config: TrainConfig, state: Mapping[str, object]) -> dict[str, object]:
-    """What the manifest records about training: the config minus machine-local details."""
+def training_settings(config: TrainConfig, state: Mapping[str, object],
+                      epochs_run: int | None = None) -> dict[str, object]:
+    """What the manifest records about training: the config minus machine-local details, the
+    best checkpoint's epoch and validation loss, and how many epochs ran when known."""
     settings = {k: v for k, v in config.to_dict().items() if k not in _LOCAL_SETTINGS}
     settings["best_epoch"] = state["epoch"]
-    settings["epochs_run"] = len(state.get("history", [])) or state["epoch"]
     settings["best_val_loss"] = float(state["val_loss"])
+    if epochs_run is not None:
+        settings["epochs_run"] = epochs_run
     return settings
 
 

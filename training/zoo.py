@@ -78,7 +78,8 @@ def build_one(entry: ZooModel, out_root: Path,
         metrics |= {f"sample_label_accuracy_{c}": acc for c, acc in per_label.items()}
     return export_model(
         model, splits, out_root / entry.name, name=entry.name, metrics=metrics,
-        training=training_settings(entry.config, state), description=entry.description,
+        training=training_settings(entry.config, state, len(result.history)),
+        description=entry.description,
         seed=entry.config.seed,
     )
 
