@@ -28,10 +28,11 @@ from training.losses import autoencoder_loss
 from training.models import Autoencoder, build_model, model_kwargs
 
 
-def _option(default: Any, help: str, **kwargs) -> Any:
+def _option(default: Any, doc: str) -> Any:
+    """A config field with its documentation (shown by `latentserve-train train --help`)."""
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help, **kwargs})
+        return field(default_factory=lambda: type(default)(default), metadata={"help": doc})
+    return field(default=default, metadata={"help": doc})
 
 
 @dataclass
