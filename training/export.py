@@ -40,11 +40,11 @@ from service.manifest import (
 from training import card, graphs, reference
 from training.data import ImageSplit, Splits
 from training.evaluate import evaluate
+from training.graphs import ExportError
 from training.models import Autoencoder
 from training.parity import (
     DEFAULT_TOLERANCE,
     Parity,
-    ParityError,
     graph_parity,
     require_parity,
 )
@@ -54,10 +54,6 @@ MANIFEST = "manifest.json"
 REFERENCE = "reference.json"
 PARITY_IMAGES = 32
 SAMPLER_LATENTS = 20_000  # training latents the AE mixture is fitted on, at most
-
-
-class ExportError(RuntimeError):
-    """The model cannot be exported as asked; nothing was written."""
 
 
 def export_model(
@@ -77,7 +73,7 @@ def export_model(
     `splits` is a `training.data.Splits`: its test split feeds the parity check, the reference
     set and the card pictures, its training split the AE's mixture sampler, its `info` the
     manifest's dataset entry. `metrics` are the test metrics to publish. Raises `ExportError`
-    (or its causes `GraphError`, `ParityError`) and writes nothing when a check fails.
+    (`GraphError`, `ParityError`) and writes nothing when a check fails.
     """
     if not tolerance >= 0:
         raise ValueError(f"the parity tolerance must be a number >= 0, not {tolerance}")
@@ -90,33 +86,42 @@ def export_model(
         latents = _encode(model, images, labels)
         ref = reference.reference_set(latents, labels.numpy(), _num_classes(splits), seed=seed)
         (staging / REFERENCE).write_text(ref.model_dump_json())
-        manifest_fields = dict(
-            name=name,
-            description=description or model.describe(),
-            family=model.family,
-            architecture=model.architecture,
-            variational=model.variational,
-            conditional=model.conditional,
-            image=ImageSpec(channels=model.image_shape[0], height=model.image_shape[1],
-                            width=model.image_shape[2], value_range=(0.0, 1.0)),
-            latent_dim=model.latent_dim,
-            classes=list(splits.classes) if splits.classes else None,
-            encoder=_signature(graphs.encoder_signature(model.variational, model.conditional)),
-            decoder=_signature(graphs.decoder_signature(model.conditional)),
-            onnx_opset=graphs.ONNX_OPSET,
-            sampler=_sampler(model, splits, seed),
-            dataset=DatasetInfo(**splits.info),
-            metrics={k: float(v) for k, v in metrics.items()},
-            training=scalar_settings(training or {}),
-            parity=parity.as_dict(),
-            reference=REFERENCE,
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        manifest_fields = _manifest_fields(
+            model, splits, name, description, metrics, training, parity, seed
         )
         card.write_card(model, splits, staging, manifest_fields)
         manifest = Manifest(files=hash_files(staging), **manifest_fields)
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
         verify_folder(staging)
     return manifest
+
+
+def _manifest_fields(model: Autoencoder, splits: Splits, name: str, description: str,
+                     metrics: Mapping[str, float], training: Mapping[str, object] | None,
+                     parity: Parity, seed: int) -> dict[str, object]:
+    """Every manifest field but `files`, which can only be hashed once the card is drawn."""
+    return dict(
+        name=name,
+        description=description or model.describe(),
+        family=model.family,
+        architecture=model.architecture,
+        variational=model.variational,
+        conditional=model.conditional,
+        image=ImageSpec(channels=model.image_shape[0], height=model.image_shape[1],
+                        width=model.image_shape[2], value_range=(0.0, 1.0)),
+        latent_dim=model.latent_dim,
+        classes=list(splits.classes) if splits.classes else None,
+        encoder=_signature(graphs.encoder_signature(model.variational, model.conditional)),
+        decoder=_signature(graphs.decoder_signature(model.conditional)),
+        onnx_opset=graphs.ONNX_OPSET,
+        sampler=_sampler(model, splits, seed),
+        dataset=DatasetInfo(**splits.info),
+        metrics={k: float(v) for k, v in metrics.items()},
+        training=scalar_settings(training or {}),
+        parity=parity.as_dict(),
+        reference=REFERENCE,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 def export_checkpoint(
@@ -338,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = export_checkpoint(args.checkpoint, args.out, data_root=args.data_root,
                                      description=args.description, tolerance=args.tolerance)
-    except (ExportError, graphs.GraphError, ParityError) as error:
+    except ExportError as error:
         print(f"export refused: {error}", file=sys.stderr)
         return 1
     print(f"exported {manifest.name} to {args.out} (parity: {manifest.parity})")

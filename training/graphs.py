@@ -32,7 +32,11 @@ RANDOM_TORCH_OPS = ("rand", "normal", "bernoulli", "multinomial", "poisson", "ex
                     "uniform", "dropout")
 
 
-class GraphError(RuntimeError):
+class ExportError(RuntimeError):
+    """A model cannot be exported as asked; export wrote nothing."""
+
+
+class GraphError(ExportError):
     """An exported graph is malformed or contains something it must not."""
 
 
@@ -94,12 +98,15 @@ def write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], signature: 
                path: Path) -> None:
     batch = torch.export.Dim("batch")
     dynamic_shapes = tuple({0: batch} for _ in example)
-    with _quiet_exporters(), torch.no_grad():
-        program = torch.onnx.export(
-            module, example, None, input_names=list(signature.inputs),
-            output_names=list(signature.outputs), dynamo=True, opset_version=ONNX_OPSET,
-            dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
-        )
+    try:
+        with _quiet_exporters(), torch.no_grad():
+            program = torch.onnx.export(
+                module, example, None, input_names=list(signature.inputs),
+                output_names=list(signature.outputs), dynamo=True, opset_version=ONNX_OPSET,
+                dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
+            )
+    except Exception as error:  # torch.export raises many types; all mean "not exportable"
+        raise GraphError(f"the ONNX exporter cannot export {path.stem}: {error}") from error
     program.save(str(path))
     check_onnx(path, signature)
 
@@ -107,9 +114,13 @@ def write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], signature: 
 def write_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
     # Tracing, not scripting: it accepts any model the ONNX exporter accepts. Parity runs at
     # other batch sizes than the example's, which catches a batch size baked into the trace.
-    with _quiet_exporters(), torch.no_grad():
-        traced = torch.jit.trace(module, example, check_trace=False)
-        check_torchscript(traced)
+    try:
+        with _quiet_exporters(), torch.no_grad():
+            traced = torch.jit.trace(module, example, check_trace=False)
+    except Exception as error:
+        raise GraphError(f"TorchScript cannot trace {path.stem}: {error}") from error
+    check_torchscript(traced)
+    with _quiet_exporters():
         torch.jit.save(traced, str(path))
 
 

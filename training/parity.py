@@ -18,12 +18,12 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from training.graphs import load_torchscript
+from training.graphs import ExportError, load_torchscript
 
 DEFAULT_TOLERANCE = 1e-4
 
 
-class ParityError(RuntimeError):
+class ParityError(ExportError):
     """The exported graphs disagree with the PyTorch model beyond the tolerance."""
 
 

@@ -94,3 +94,25 @@ def test_random_operator_is_refused(splits, existing):
     with pytest.raises(GraphError, match="random operators"):
         export_model(model, splits, existing, metrics=METRICS)
     assert_untouched(existing)
+
+
+class BranchingDecoder(nn.Module):
+    """Picks its output by a value computed from the data: no static graph can say that."""
+
+    def __init__(self, decoder: nn.Module):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, latent, label=None):
+        image = self.decoder(latent, label)
+        if image.mean() > 0.5:
+            return image
+        return 1 - image
+
+
+def test_model_without_a_static_graph_is_refused(splits, existing):
+    model = trained_model("ae", splits, steps=2)
+    model.decoder = BranchingDecoder(model.decoder)
+    with pytest.raises(GraphError, match="cannot export decoder"):
+        export_model(model, splits, existing, metrics=METRICS)
+    assert_untouched(existing)
