@@ -3,8 +3,6 @@ the zoo that built it, holds no randomness, and decodes its class means into sen
 
 from __future__ import annotations
 
-import tomllib
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -16,9 +14,9 @@ from tests.conftest import EXPORTED_MODELS
 from training import graphs
 from training.data import load_splits
 from training.export import verify_folder
-from training.zoo import ZOO_FILE
+from training.zoo import load_zoo
 
-ZOO = tomllib.loads(ZOO_FILE.read_text())["models"]
+ZOO = {model.name: model.config for model in load_zoo()}
 SHIPPED = sorted(p.name for p in EXPORTED_MODELS.iterdir() if p.is_dir()
                  and not p.name.startswith("."))
 ZOO_LIMIT_BYTES = 30 * 10**6
@@ -40,11 +38,11 @@ def shipped(request) -> tuple[str, Manifest]:
 
 def test_manifest_records_the_zoo_settings(shipped):
     name, manifest = shipped
-    settings = ZOO[name]
+    config = ZOO[name]
     for key in ("family", "architecture", "latent_dim", "dataset", "epochs", "seed"):
-        assert manifest.training[key] == settings[key], key
-    assert (manifest.family, manifest.latent_dim) == (settings["family"], settings["latent_dim"])
-    assert manifest.dataset.name == settings["dataset"]
+        assert manifest.training[key] == getattr(config, key), key
+    assert (manifest.family, manifest.latent_dim) == (config.family, config.latent_dim)
+    assert manifest.dataset.name == config.dataset
     assert manifest.parity["onnx"] <= manifest.parity["tolerance"]
     assert manifest.parity["torchscript"] <= manifest.parity["tolerance"]
 
@@ -106,7 +104,7 @@ def test_encoder_round_trip_in_both_runtimes(shipped, batch):
                                    rtol=0)
 
 
-DIGIT_MODELS = [name for name in SHIPPED if ZOO.get(name, {}).get("dataset") == "mnist-test-only"]
+DIGIT_MODELS = [name for name, config in ZOO.items() if config.dataset == "mnist-test-only"]
 
 
 @pytest.fixture(scope="module")
