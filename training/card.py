@@ -141,7 +141,8 @@ def _files_section(m: Mapping[str, object], folder: Path) -> str:
     )
     return (
         f"## Files and parity\n\nONNX opset {m['onnx_opset']}; TorchScript by tracing. "
-        "On real test images and latents, at batch size 1 and 32, the largest absolute "
+        "On real test images and latents (32 images; their 32 latents and 32 draws around "
+        "them), at batch size 1 and as one batch, the largest absolute "
         f"difference against PyTorch is {parity['torchscript']:.2e} for TorchScript and "
         f"{parity['onnx']:.2e} for ONNX Runtime (CPU); export refuses anything above "
         f"{parity['tolerance']:g}.\n\n| file | size |\n|---|---:|\n{rows}"
