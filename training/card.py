@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -43,7 +44,11 @@ def draw_pictures(model: Autoencoder, splits: Splits, card_dir: Path) -> dict[st
         if key in drawn:
             pictures[key] = _shrunk(Path(drawn[key]), card_dir / f"{key}.png")
     for leftover in set(card_dir.iterdir()) - set(pictures.values()):
-        leftover.unlink()  # anything else draw_all wrote is not part of the card
+        # anything else draw_all wrote is not part of the card
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
     return pictures
 
 
