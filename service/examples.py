@@ -46,13 +46,13 @@ DECODE = {
         "value": {"latents": [[0.0, 0.0], [1.5, -0.5]]},
     },
     "analogy": {
-        "summary": "Analogy (model=mnist-cvae): one latent drawn as every digit",
+        "summary": "Analogy (model=mnist-cvae): one latent drawn as three digits",
         "description": (
             "Encode a digit with its label (POST /encode?model=mnist-cvae with labels [7]), then "
             "decode that latent with other labels: the style is kept, the class changes. "
             "A zero latent stands in here for the latent /encode returns."
         ),
-        "value": {"latents": [[0.0] * 8], "labels": [3]},
+        "value": {"latents": [[0.0] * 4] * 3, "labels": [3, 5, 8]},
     },
 }
 
