@@ -46,8 +46,13 @@ def image_from_bytes(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarra
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadInput(f"the image is too large to decode safely: {exc}") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise BadInput(f"the bytes are not an image Pillow can decode: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise BadInput(
+            "the bytes are not an image in a format the service reads (PNG, JPEG, BMP, GIF, "
+            "TIFF, WebP, ...)"
+        ) from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # a known format, broken inside
+        raise BadInput(f"the image could not be decoded: {exc}") from exc
     return _to_model(image, spec)
 
 
