@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service import examples
@@ -11,6 +12,7 @@ from service.codecs import array_from_npy, latents_from_values
 from service.inputs import JSON as JSON_IN
 from service.inputs import NPY as NPY_IN
 from service.inputs import media_type, read_json, unsupported
+from service.offload import run_inference
 from service.responses import JSON, NPY, PNG, images_response, negotiate
 from service.routes.deps import LabelQuery, ModelDep, OutputQuery, SettingsDep
 from service.routes.docs import binary_outputs, body, json_content, problems
@@ -58,7 +60,8 @@ async def decode(
         raise unsupported(request, (JSON_IN, NPY_IN))
     latents = latents_from_values(values, model.manifest.latent_dim, settings.max_images)
     labels = model.check_labels(label, len(latents))
-    images = await run_in_threadpool(model.decode, latents, labels)
+    values = len(latents) * math.prod(model.manifest.image.shape)
+    images = await run_inference(values, model.decode, latents, labels)
     return images_response(
         media, {"model": model.name}, images, model.manifest.image, encoding=output
     )

@@ -1,4 +1,9 @@
-"""Dependencies shared by the routes: app state, settings, the model a request names."""
+"""Dependencies shared by the routes: app state, settings, the model a request names.
+
+The dependencies are `async def` although they never await: FastAPI runs a plain `def`
+dependency in its thread pool, a hop per dependency per request that costs more than the
+dependency itself.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +24,15 @@ def app_state(request: Request) -> AppState:
     return request.app.state.latentserve
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     return app_state(request).settings
 
 
-def ready_registry(request: Request) -> ModelRegistry:
+async def ready_registry(request: Request) -> ModelRegistry:
+    return loaded_registry(request)
+
+
+def loaded_registry(request: Request) -> ModelRegistry:
     state = app_state(request)
     if state.registry is None:
         raise NotReady(
@@ -33,14 +42,14 @@ def ready_registry(request: Request) -> ModelRegistry:
     return state.registry
 
 
-def served_model(
+async def served_model(
     request: Request,
     model: Annotated[
         str | None,
         Query(description="Model name (see /models); the configured default when left out."),
     ] = None,
 ) -> ServedModel:
-    served = ready_registry(request).get(model)
+    served = loaded_registry(request).get(model)
     request.scope[MODEL_SCOPE_KEY] = served.name
     return served
 

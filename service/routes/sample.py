@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service.core.errors import BadInput
 from service.inference import ServedModel
 from service.latents import new_seed, sample
+from service.offload import run_inference
 from service.responses import JSON, NPY, PNG, images_response, negotiate
 from service.routes.deps import ModelDep, OutputQuery, SettingsDep
 from service.routes.docs import binary_outputs, problems
@@ -51,7 +52,8 @@ async def sample_images(
     labels = _labels(model, label, n)
     manifest = model.manifest
     latents = sample(manifest.sampler, manifest.latent_dim, n, seed=seed, temperature=temperature)
-    images = await run_in_threadpool(model.decode, latents, labels)
+    values = n * math.prod(manifest.image.shape)
+    images = await run_inference(values, model.decode, latents, labels)
     payload = {
         "model": model.name,
         "seed": seed,
