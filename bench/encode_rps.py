@@ -133,7 +133,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--model", default="mnist-vae", help="model /encode uses")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "exported_models")
-    parser.add_argument("--intra-op-threads", type=int, default=1, help="the service default; 0: one per core")
+    parser.add_argument(
+        "--intra-op-threads", type=int, default=1, help="the service default; 0: one per core"
+    )
     args = parser.parse_args()
     env = {
         "PATH": "/usr/bin:/bin",
