@@ -223,7 +223,7 @@ def _torchvision_splits(
     )
     splits.info = {
         "name": name,
-        "source": f"torchvision.datasets.{class_name} read from {root}",
+        "source": f"torchvision.datasets.{class_name} read from {portable(root)}",
         "split": {
             "train": f"the {total:,} standard training images less the validation slice",
             "validation": f"{val_size:,} standard training images drawn at random (seed {seed})",
@@ -281,7 +281,9 @@ def _load_mnist_test_only(root, seed, val_size, download, image_shape):
     )
     splits.info = {
         "name": "mnist-test-only",
-        "source": f"the official MNIST 10,000-image test set (t10k IDX files) from {root}",
+        "source": (
+            f"the official MNIST 10,000-image test set (t10k IDX files) from {portable(root)}"
+        ),
         "split": {
             key: f"t10k images {lo}-{hi - 1}" for key, (lo, hi) in MNIST_TEST_ONLY_BOUNDS.items()
         },
@@ -320,7 +322,7 @@ def _load_image_folder(root, seed, val_size, download, image_shape):
     )
     splits.info = {
         "name": f"image-folder:{Path(root).name}",
-        "source": f"images under {root}, one subfolder per class, resized to {shape}",
+        "source": f"images under {portable(root)}, one subfolder per class, resized to {shape}",
         "split": {
             "train": "the images in neither held-out set",
             "validation": f"{held_out} images drawn at random (seed {seed})",
@@ -348,6 +350,17 @@ def _load_picture(path: str, shape: tuple[int, int, int]) -> Tensor:
 # ---------------------------------------------------------------- the entry point
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def portable(root: Path) -> str:
+    """A data root as the manifest states it: beside the project as a relative path (the
+    shared data lives at ../shared on every machine), elsewhere as it is."""
+    root = Path(root).resolve()
+    if root.is_relative_to(REPO_ROOT.parent):
+        return os.path.relpath(root, REPO_ROOT)
+    return str(root)
+
+
 DEFAULT_ROOTS = {
     "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
     "mnist-test-only": REPO_ROOT.parent / "shared" / "datasets" / "mnist",
