@@ -1,4 +1,5 @@
 import gzip
+import pathlib
 import struct
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training.data import fit_to_shape, load_splits, read_idx
+from training.data import REPO_ROOT, fit_to_shape, load_splits, portable, read_idx
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -115,3 +116,11 @@ def test_batches_cover_the_split_once():
     )
     assert sorted(seen.tolist()) == list(range(10))
     assert seen.tolist() != list(range(10))
+
+
+def test_data_roots_beside_the_project_are_stated_relative_to_it(tmp_path):
+    assert portable(REPO_ROOT.parent / "shared" / "datasets" / "mnist") == (
+        "../shared/datasets/mnist"
+    )
+    outside = tmp_path if not tmp_path.is_relative_to(REPO_ROOT.parent) else pathlib.Path("/usr")
+    assert portable(outside) == str(outside.resolve())
