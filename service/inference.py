@@ -1,18 +1,21 @@
-"""A served model: the manifest and its two graphs, called with plain float32 arrays."""
+"""A served model: the manifest and a batching runner for each of its two graphs."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from service.backends import Graph
 from service.core.errors import BadInput
 from service.manifest import Manifest
+from service.runner import Arrays, BatchPolicy, GraphRunner, RunnerObserver
 
-InferenceObserver = Callable[[str, str, float, int], None]  # model, graph, seconds, images
+GraphKind = Literal["encoder", "decoder"]
+ObserverFactory = Callable[[str, GraphKind], RunnerObserver]  # (model, graph) -> observer
 
 
 @dataclass(frozen=True)
@@ -29,28 +32,47 @@ class ServedModel:
         decoder: Graph,
         *,
         reference_json: bytes | None = None,
-        observe: InferenceObserver | None = None,
+        policy: BatchPolicy | None = None,
+        observers: ObserverFactory | None = None,
     ) -> None:
         self.manifest = manifest
-        self.encoder = encoder
-        self.decoder = decoder
+        self.graphs: dict[GraphKind, Graph] = {"encoder": encoder, "decoder": decoder}
         self.reference_json = reference_json
-        self._observe = observe
+        self.runners: dict[GraphKind, GraphRunner] = {
+            kind: GraphRunner(
+                f"{manifest.name}/{kind}",
+                graph.run,
+                policy or BatchPolicy(),
+                observers(manifest.name, kind) if observers else None,
+            )
+            for kind, graph in self.graphs.items()
+        }
 
     @property
     def name(self) -> str:
         return self.manifest.name
 
-    def encode(self, images: np.ndarray, labels: np.ndarray | None = None) -> Encoding:
-        inputs = {"image": np.ascontiguousarray(images, dtype=np.float32)}
-        outputs = self._run("encoder", self.encoder, inputs, labels)
+    @property
+    def device(self) -> str:
+        return self.graphs["encoder"].device
+
+    async def run(self, kind: GraphKind, inputs: Arrays) -> Arrays:
+        """One graph on its own tensors (manifest names, float32, labels one-hot), batched."""
+        return await self.runners[kind].run(inputs)
+
+    async def encode(self, images: np.ndarray, labels: np.ndarray | None = None) -> Encoding:
+        inputs = self._with_labels({"image": _float32(images)}, labels)
+        outputs = await self.run("encoder", inputs)
         if self.manifest.variational:
             return Encoding(outputs["mean"], outputs["logvar"])
         return Encoding(outputs["latent"], None)
 
-    def decode(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        inputs = {"latent": np.ascontiguousarray(latents, dtype=np.float32)}
-        return self._run("decoder", self.decoder, inputs, labels)["image"]
+    async def decode(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        inputs = self._with_labels({"latent": _float32(latents)}, labels)
+        return (await self.run("decoder", inputs))["image"]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(runner.close() for runner in self.runners.values()))
 
     def check_labels(self, labels: list[int] | None, count: int) -> np.ndarray | None:
         """Labels as an int array of length `count` (one label broadcasts), or a 422."""
@@ -73,19 +95,15 @@ class ServedModel:
             )
         return np.broadcast_to(np.asarray(labels, dtype=np.int64), (count,)).copy()
 
-    def _run(
-        self, kind: str, graph: Graph, inputs: dict[str, np.ndarray], labels: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
-        count = next(iter(inputs.values())).shape[0]
+    def _with_labels(self, inputs: Arrays, labels: np.ndarray | None) -> Arrays:
+        """Conditional graphs take the labels one-hot, beside the images they belong to."""
         if self.manifest.conditional:
-            inputs["label"] = self._one_hot(labels, count)
-        start = time.perf_counter()
-        outputs = graph.run(inputs)
-        if self._observe is not None:
-            self._observe(self.name, kind, time.perf_counter() - start, count)
-        return outputs
+            count = len(next(iter(inputs.values())))
+            if labels is None or labels.shape != (count,):
+                raise ValueError("a conditional model needs one checked label per input")
+            inputs["label"] = np.eye(self.manifest.num_classes, dtype=np.float32)[labels]
+        return inputs
 
-    def _one_hot(self, labels: np.ndarray | None, count: int) -> np.ndarray:
-        if labels is None or labels.shape != (count,):
-            raise ValueError("a conditional model needs one checked label per input")
-        return np.eye(self.manifest.num_classes, dtype=np.float32)[labels]
+
+def _float32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=partial(lifespan, state=state),
     )
     app.state.latentserve = state
+    state.metrics.watch_queues(state.queue_depths)
     install_error_handlers(app)
     for module in (encode, decode, sample, interpolate, models, health):
         app.include_router(module.router)
@@ -72,6 +73,8 @@ async def lifespan(app: FastAPI, state: AppState) -> AsyncIterator[None]:
     loading = asyncio.create_task(load_models(state))
     yield
     await asyncio.shield(loading) if not loading.done() else None
+    if state.registry is not None:
+        await asyncio.gather(*(model.close() for model in state.registry.models.values()))
 
 
 async def load_models(state: AppState) -> None:
@@ -82,7 +85,8 @@ async def load_models(state: AppState) -> None:
             settings.model_dir,
             state.backend,
             settings.default_model,
-            state.metrics.observe_inference,
+            settings.batch_policy(),
+            state.metrics.runner_observer,
         )
     except Exception as exc:
         log.exception("loading the models failed")

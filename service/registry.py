@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from service.backends import Backend
 from service.core.errors import UnknownModel
-from service.inference import InferenceObserver, ServedModel
+from service.inference import ObserverFactory, ServedModel
 from service.manifest import GraphSignature, Manifest, ReferenceSet
+from service.runner import BatchPolicy
 
 log = logging.getLogger("latentserve.registry")
 
@@ -56,7 +57,8 @@ def load_registry(
     model_dir: Path,
     backend: Backend,
     default_model: str,
-    observe: InferenceObserver | None = None,
+    policy: BatchPolicy | None = None,
+    observers: ObserverFactory | None = None,
 ) -> ModelRegistry:
     registry = ModelRegistry()
     if not model_dir.is_dir():
@@ -69,7 +71,7 @@ def load_registry(
         p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
     ):
         try:
-            model = load_model(folder, backend, observe)
+            model = load_model(folder, backend, policy, observers)
             if model.name in registry.models:
                 raise BrokenModel(f"another folder already serves a model named {model.name!r}")
         except BrokenModel as exc:
@@ -77,7 +79,7 @@ def load_registry(
             registry.failed.append(FailedModel(folder.name, str(exc)))
             continue
         registry.models[model.name] = model
-        log.info("loaded %s from %s on %s", model.name, folder, model.encoder.device)
+        log.info("loaded %s from %s on %s", model.name, folder, model.device)
     registry.default = choose_default(registry, default_model)
     return registry
 
@@ -91,7 +93,12 @@ def choose_default(registry: ModelRegistry, wanted: str) -> str | None:
     return fallback
 
 
-def load_model(folder: Path, backend: Backend, observe: InferenceObserver | None) -> ServedModel:
+def load_model(
+    folder: Path,
+    backend: Backend,
+    policy: BatchPolicy | None = None,
+    observers: ObserverFactory | None = None,
+) -> ServedModel:
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     check_signatures(manifest)
@@ -101,7 +108,12 @@ def load_model(folder: Path, backend: Backend, observe: InferenceObserver | None
     except Exception as exc:  # a runtime refusing a graph names its own reason
         raise BrokenModel(f"the {backend.name} backend cannot load it: {exc}") from exc
     return ServedModel(
-        manifest, encoder, decoder, reference_json=read_reference(folder, manifest), observe=observe
+        manifest,
+        encoder,
+        decoder,
+        reference_json=read_reference(folder, manifest),
+        policy=policy,
+        observers=observers,
     )
 
 

@@ -17,3 +17,11 @@ class AppState:
     backend: Backend | None = None
     registry: ModelRegistry | None = None  # None until the models are loaded
     load_error: str | None = None
+
+    def queue_depths(self) -> list[tuple[str, str, int]]:
+        models = self.registry.models.values() if self.registry else ()
+        return [
+            (model.name, kind, runner.depth)
+            for model in models
+            for kind, runner in model.runners.items()
+        ]

@@ -65,6 +65,15 @@ class NotReady(ApiError):
     status = 503
 
 
+class Overloaded(ApiError):
+    """A graph's queue is full or a request waited past its deadline: shed, retry later."""
+
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 def problem_response(
     status: int, detail: str, *, errors: list | None = None, headers: dict | None = None
 ) -> Response:

@@ -1,15 +1,22 @@
-"""Prometheus metrics: requests and latency per route and model, inference time, images."""
+"""Prometheus metrics: requests and latency per route and model; per graph: inference time,
+images, batch sizes, queue waits, queue depth and shed requests."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MODEL_SCOPE_KEY = "latentserve.model"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+WAIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+QueueDepths = Callable[[], Iterable[tuple[str, str, int]]]  # (model, graph, waiting requests)
 
 
 class Metrics:
@@ -44,9 +51,73 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe_inference(self, model: str, graph: str, seconds: float, images: int) -> None:
-        self.inference.labels(model, graph).observe(seconds)
-        self.images.labels(model, graph).inc(images)
+        self.batch_size = Histogram(
+            "latentserve_batch_size",
+            "Images in one graph call (dynamic batching coalesces concurrent requests).",
+            ["model", "graph"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "latentserve_queue_wait_seconds",
+            "Time a request waited in its graph's queue before its batch started.",
+            ["model", "graph"],
+            buckets=WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "latentserve_shed",
+            "Requests refused with 503 by a graph's queue (reason: queue_full or deadline).",
+            ["model", "graph", "reason"],
+            registry=self.registry,
+        )
+
+    def runner_observer(self, model: str, graph: str) -> GraphObserver:
+        return GraphObserver(self, model, graph)
+
+    def watch_queues(self, depths: QueueDepths) -> None:
+        """Report the queue depth of every graph at scrape time (nothing on the hot path)."""
+        self.registry.register(_QueueDepthCollector(depths))
+
+
+class GraphObserver:
+    """The metrics of one graph, with their label children resolved once."""
+
+    def __init__(self, metrics: Metrics, model: str, graph: str) -> None:
+        self._inference = metrics.inference.labels(model, graph)
+        self._images = metrics.images.labels(model, graph)
+        self._batch_size = metrics.batch_size.labels(model, graph)
+        self._queue_wait = metrics.queue_wait.labels(model, graph)
+        self._shed = {
+            reason: metrics.shed.labels(model, graph, reason)
+            for reason in ("queue_full", "deadline")
+        }
+
+    def batch(self, images: int, seconds: float) -> None:
+        self._inference.observe(seconds)
+        self._images.inc(images)
+        self._batch_size.observe(images)
+
+    def waited(self, seconds: float) -> None:
+        self._queue_wait.observe(seconds)
+
+    def shed(self, reason: str) -> None:
+        self._shed[reason].inc()
+
+
+class _QueueDepthCollector:
+    def __init__(self, depths: QueueDepths) -> None:
+        self._depths = depths
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "latentserve_queue_depth",
+            "Requests waiting in a graph's queue.",
+            labels=["model", "graph"],
+        )
+        for model, graph, depth in self._depths():
+            gauge.add_metric([model, graph], depth)
+        yield gauge
 
 
 class MetricsMiddleware:

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.runner import BatchPolicy
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 CommaList = Annotated[list[str], NoDecode]
@@ -49,6 +51,18 @@ class Settings(BaseSettings):
     max_steps: int = Field(64, ge=2, description="Frames of one interpolation.")
     max_samples: int = Field(256, gt=0, description="Largest n of /sample.")
 
+    # Dynamic batching and shedding, per graph; defaults measured in docs/service.md.
+    batch_max_size: int = Field(64, gt=0, description="Images per graph call, at most.")
+    batch_max_wait_ms: float = Field(
+        0.0, ge=0, le=1000, description="How long an idle graph waits for a batch to fill."
+    )
+    queue_max_requests: int = Field(
+        256, gt=0, description="Requests waiting per graph; more are refused with 503."
+    )
+    queue_deadline_ms: float = Field(
+        500.0, gt=0, description="Longest wait in a graph's queue; a request past it gets 503."
+    )
+
     cors_origins: CommaList = Field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -65,6 +79,15 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+
+    def batch_policy(self) -> BatchPolicy:
+        return BatchPolicy(
+            max_batch=self.batch_max_size,
+            max_wait=self.batch_max_wait_ms / 1000,
+            max_queue=self.queue_max_requests,
+            deadline=self.queue_deadline_ms / 1000,
+        )
 
 
 @cache

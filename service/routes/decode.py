@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -12,7 +10,6 @@ from service.codecs import array_from_npy, latents_from_values
 from service.inputs import JSON as JSON_IN
 from service.inputs import NPY as NPY_IN
 from service.inputs import media_type, read_json, unsupported
-from service.offload import run_inference
 from service.responses import JSON, NPY, PNG, images_response, negotiate
 from service.routes.deps import LabelQuery, ModelDep, OutputQuery, SettingsDep
 from service.routes.docs import binary_outputs, body, json_content, problems
@@ -60,8 +57,7 @@ async def decode(
         raise unsupported(request, (JSON_IN, NPY_IN))
     latents = latents_from_values(values, model.manifest.latent_dim, settings.max_images)
     labels = model.check_labels(label, len(latents))
-    values = len(latents) * math.prod(model.manifest.image.shape)
-    images = await run_inference(values, model.decode, latents, labels)
+    images = await model.decode(latents, labels)
     return images_response(
         media, {"model": model.name}, images, model.manifest.image, encoding=output
     )

@@ -13,7 +13,6 @@ from service.core.errors import BadInput
 from service.inference import ServedModel
 from service.inputs import read_images
 from service.latents import new_seed, sample_posterior
-from service.offload import run_inference
 from service.responses import (
     JSON,
     NPY,
@@ -59,7 +58,7 @@ async def encode(
         sample = body.sample if body.sample is not None else sample
         seed = body.seed if body.seed is not None else seed
     labels = model.check_labels(label, len(images))
-    encoding = await run_inference(images.size, model.encode, images, labels)
+    encoding = await model.encode(images, labels)
     latents, seed = _latents(model, encoding.mean, encoding.logvar, sample, seed)
     if media == NPY:
         return npy_response(latents)
@@ -110,14 +109,8 @@ async def reconstruct(
     if body is not None and body.labels is not None:
         label = body.labels
     labels = model.check_labels(label, len(images))
-    latents, recon = await run_inference(2 * images.size, _reconstruct, model, images, labels)
+    latents = (await model.encode(images, labels)).mean
+    recon = await model.decode(latents, labels)
     mse = ((recon - images) ** 2).reshape(len(images), -1).mean(axis=1)
     payload = {"model": model.name, "latents": latents, "mse": mse}
     return images_response(media, payload, recon, model.manifest.image, encoding=output)
-
-
-def _reconstruct(
-    model: ServedModel, images: np.ndarray, labels: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    latents = model.encode(images, labels).mean
-    return latents, model.decode(latents, labels)

@@ -82,7 +82,7 @@ async def interpolate_frames(
     if steps > settings.max_steps:
         raise BadInput(f"steps={steps} is over the limit of {settings.max_steps}")
     labels = model.check_labels(None if label is None else [label], steps)
-    latents, images = await run_in_threadpool(_frames, model, settings, ends, steps, method, labels)
+    latents, images = await _frames(model, settings, ends, steps, method, labels)
     payload_out = {"model": model.name, "method": method, "latents": latents}
     return images_response(
         media, payload_out, images, model.manifest.image, encoding=output, layout="strip"
@@ -96,7 +96,7 @@ async def _uploaded_ends(request: Request, settings: Settings) -> list[bytes]:
     return [files["start"][0], files["end"][0]]
 
 
-def _frames(
+async def _frames(
     model: ServedModel,
     settings: Settings,
     ends: list[Endpoint] | list[bytes],
@@ -104,20 +104,44 @@ def _frames(
     method: Method,
     labels: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    start, end = (_end_latent(model, settings, e, labels) for e in ends)
+    start, end = await _end_latents(model, settings, ends, labels)
     latents = interpolate(start, end, steps, method)
-    return latents, model.decode(latents, labels)
+    return latents, await model.decode(latents, labels)
 
 
-def _end_latent(
-    model: ServedModel, settings: Settings, end: Endpoint | bytes, labels: np.ndarray | None
-) -> np.ndarray:
-    manifest = model.manifest
-    if isinstance(end, Endpoint) and end.latent is not None:
-        return latents_from_values([end.latent], manifest.latent_dim, 1)[0]
-    if isinstance(end, bytes):
-        image = image_from_bytes(end, manifest.image, settings.max_image_pixels)
-    else:
-        image = image_from_item(end.image, manifest.image, settings)
-    one_label = None if labels is None else labels[:1]
-    return model.encode(image[None], one_label).mean[0]
+async def _end_latents(
+    model: ServedModel,
+    settings: Settings,
+    ends: list[Endpoint] | list[bytes],
+    labels: np.ndarray | None,
+) -> list[np.ndarray]:
+    """Both ends as latent vectors: given latents as they are, images through one encoder call."""
+    latent_dim = model.manifest.latent_dim
+    latents: list[np.ndarray | None] = [
+        latents_from_values([end.latent], latent_dim, 1)[0]
+        if isinstance(end, Endpoint) and end.latent is not None
+        else None
+        for end in ends
+    ]
+    missing = [index for index, latent in enumerate(latents) if latent is None]
+    if missing:
+        images = await run_in_threadpool(
+            _end_images, [ends[index] for index in missing], model, settings
+        )
+        some_labels = None if labels is None else labels[: len(missing)]
+        means = (await model.encode(images, some_labels)).mean
+        for index, mean in zip(missing, means, strict=True):
+            latents[index] = mean
+    return latents  # type: ignore[return-value]
+
+
+def _end_images(ends: list[Endpoint | bytes], model: ServedModel, settings: Settings) -> np.ndarray:
+    spec = model.manifest.image
+    return np.stack(
+        [
+            image_from_bytes(end, spec, settings.max_image_pixels)
+            if isinstance(end, bytes)
+            else image_from_item(end.image, spec, settings)
+            for end in ends
+        ]
+    )

@@ -102,7 +102,7 @@ def model_info(model: ServedModel, backend: dict[str, object]) -> dict[str, obje
         },
         "classes": m.classes,
         "backend": backend["backend"],
-        "provider": model.encoder.device,
+        "provider": model.device,
         "inputs": {
             "encoder": [{"name": "image", "shape": image_shape}, *label],
             "decoder": [latent, *label],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,7 +10,6 @@ from starlette.responses import Response
 from service.core.errors import BadInput
 from service.inference import ServedModel
 from service.latents import new_seed, sample
-from service.offload import run_inference
 from service.responses import JSON, NPY, PNG, images_response, negotiate
 from service.routes.deps import ModelDep, OutputQuery, SettingsDep
 from service.routes.docs import binary_outputs, problems
@@ -52,8 +50,7 @@ async def sample_images(
     labels = _labels(model, label, n)
     manifest = model.manifest
     latents = sample(manifest.sampler, manifest.latent_dim, n, seed=seed, temperature=temperature)
-    values = n * math.prod(manifest.image.shape)
-    images = await run_inference(values, model.decode, latents, labels)
+    images = await model.decode(latents, labels)
     payload = {
         "model": model.name,
         "seed": seed,
