@@ -33,10 +33,18 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_RETRY = RetryPolicy()
 
 
+def with_key(headers: dict[str, str] | None, api_key: str | None) -> dict[str, str]:
+    """The headers plus `Authorization: Bearer <api_key>` when a key is given."""
+    if not api_key:
+        return dict(headers or {})
+    return {**(headers or {}), "Authorization": f"Bearer {api_key}"}
+
+
 class Client:
     """A blocking client for every latentserve endpoint.
 
     `model` given here is used by every call that names none (else the server's default).
+    `api_key` is sent as `Authorization: Bearer <key>` to servers that require keys.
     Errors raise `LatentServeError` with the server's status, title and detail.
     """
 
@@ -48,10 +56,13 @@ class Client:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
         headers: dict[str, str] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.model = model
         self.retry = retry
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout, headers=with_key(headers, api_key)
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -191,12 +202,13 @@ class AsyncClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         headers: dict[str, str] | None = None,
         max_connections: int = 100,
+        api_key: str | None = None,
     ) -> None:
         self.model = model
         self.retry = retry
         limits = httpx.Limits(max_connections=max_connections)
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, headers=headers, limits=limits
+            base_url=base_url, timeout=timeout, headers=with_key(headers, api_key), limits=limits
         )
 
     async def __aenter__(self) -> AsyncClient:

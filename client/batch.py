@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from client.api import DEFAULT_URL, AsyncClient
 from client.checkpoint import ChunkStore, JobMismatch
 from client.errors import LatentServeError
 
+API_KEY_ENV = "LATENTSERVE_API_KEY"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -189,7 +191,11 @@ async def _images_job(args, desc: str, outputs: list[str], starts: range, run_ch
 
 def _client(args: argparse.Namespace) -> AsyncClient:
     return AsyncClient(
-        args.url, model=args.model, timeout=args.timeout, max_connections=args.concurrency
+        args.url,
+        model=args.model,
+        timeout=args.timeout,
+        max_connections=args.concurrency,
+        api_key=args.api_key,
     )
 
 
@@ -197,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latentserve-batch", description=__doc__.split("\n")[0])
     parser.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
     parser.add_argument("--model", help="model name (default: the server's default)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help=f"key for a server that requires one (default: ${API_KEY_ENV}; the variable keeps "
+        "it out of the process list)",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     parser.add_argument("--batch-size", type=int, default=64, help="images per request")

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.backends import create_backend
+from service.core.auth import ApiKeyAuth, configured_keys, open_paths
 from service.core.errors import BodySizeLimit, install_error_handlers
 from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.settings import Settings, get_settings
@@ -54,6 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(web.router)  # last: its catch-all path must not shadow the API
     # Added innermost first: metrics see every response, CORS headers reach the 413s too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    keys = configured_keys(settings)
+    app.state.public_paths = public_paths(app, settings)  # also read by the OpenAPI document
+    app.state.keys_required = bool(keys)
+    if keys:  # not installed otherwise: an open API pays nothing for it
+        app.add_middleware(ApiKeyAuth, keys=keys, open_paths=app.state.public_paths)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -64,6 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def public_paths(app: FastAPI, settings: Settings) -> set[str]:
+    """What stays open when keys are required: probes, the API docs and the web page's files."""
+    docs = (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url)
+    files = web.page_files() if web.STATIC_DIR.is_dir() else []
+    return open_paths(settings, files, [path for path in docs if path])
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from service.core.auth import document_security
 from service.core.errors import PROBLEM_JSON
 from service.manifest import ReferenceSet
 from service.schemas import DecodeRequest, EncodeRequest, ImagesRequest, InterpolateRequest
@@ -42,6 +43,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     _validation_errors_as_problems(schema)
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    document_security(schema, app.state.public_paths, keys_required=app.state.keys_required)
     app.openapi_schema = schema
     return schema
 

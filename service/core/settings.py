@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.runner import BatchPolicy
@@ -68,7 +68,14 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
-    @field_validator("providers", "cors_origins", mode="before")
+    # Keys are SecretStr so that no repr or log of the settings shows them.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="API keys, comma-separated; none: the API is open."
+    )
+    api_key_file: Path | None = Field(None, description="A file of API keys, one per line.")
+    public_metrics: bool = Field(False, description="Serve /metrics without a key.")
+
+    @field_validator("providers", "cors_origins", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -27,6 +27,11 @@ async def asset(name: str) -> FileResponse:
     return _asset(name)
 
 
+def page_files() -> list[str]:
+    """The names `asset` serves, relative to STATIC_DIR."""
+    return [p.relative_to(STATIC_DIR).as_posix() for p in STATIC_DIR.rglob("*") if p.is_file()]
+
+
 def _asset(name: str) -> FileResponse:
     path = (STATIC_DIR / name).resolve()
     if not path.is_relative_to(STATIC_DIR) or not path.is_file():

@@ -10,12 +10,22 @@ export class ApiError extends Error {
   }
 }
 
+// A server with API keys needs one on every API call; the page keeps it in this browser.
+const KEY_STORAGE = "latentserve.apiKey";
+
+export const apiKey = {
+  get: () => localStorage.getItem(KEY_STORAGE) ?? "",
+  set: (key) => (key ? localStorage.setItem(KEY_STORAGE, key) : localStorage.removeItem(KEY_STORAGE)),
+};
+
 async function call(path, { method = "GET", params = {}, body } = {}) {
   const url = new URL(path, document.baseURI);
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined && value !== null) url.searchParams.set(key, value);
   }
   const init = { method, headers: { Accept: "application/json" } };
+  const key = apiKey.get();
+  if (key) init.headers["X-API-Key"] = key;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);

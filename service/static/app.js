@@ -1,6 +1,6 @@
 // Wires the page: model picker, draw/reconstruct, latent map, interpolation, sampling.
 
-import { api, pngSource } from "./api.js";
+import { api, apiKey, pngSource } from "./api.js";
 import { DrawPad } from "./drawpad.js";
 import { LatentMap, PALETTE } from "./latentmap.js";
 
@@ -20,7 +20,11 @@ let toastTimer = null;
 
 function showError(error) {
   const toast = $("toast");
-  toast.textContent = error.message;
+  const needsKey = error.status === 401;
+  $("api-key").classList.toggle("needed", needsKey);
+  toast.textContent = needsKey
+    ? `${error.message}. Enter the key in the API key field at the top.`
+    : error.message;
   toast.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => (toast.hidden = true), 6000);
@@ -294,5 +298,15 @@ async function start() {
   await selectModel(initial);
   document.body.dataset.ready = "true";
 }
+
+const keyInput = $("api-key");
+keyInput.value = apiKey.get();
+keyInput.addEventListener("change", () => {
+  apiKey.set(keyInput.value.trim());
+  keyInput.classList.remove("needed");
+  $("toast").hidden = true;
+  if (document.body.dataset.ready === "true") refreshAll();
+  else start().catch(showError);
+});
 
 start().catch(showError);
