@@ -1,5 +1,5 @@
-"""The yardstick of bench/encode_rps.py: a FastAPI endpoint that takes the same PNG upload as
-/encode and answers a small JSON, with no model behind it."""
+"""The ceiling of bench/serve_rps.py: a FastAPI endpoint that reads the same upload as /encode
+and answers a constant JSON, with no model behind it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from fastapi.responses import Response
 app = FastAPI()
 
 
+@app.get("/readyz")
+async def ready() -> Response:
+    return Response(b'{"ready": true}', media_type="application/json")
+
+
 @app.post("/encode")
 async def encode(request: Request) -> Response:
-    body = await request.body()
-    return Response(b'{"bytes": %d}' % len(body), media_type="application/json")
+    await request.body()
+    return Response(b'{"latents": [[0.0]]}', media_type="application/json")
