@@ -11,9 +11,11 @@ import binascii
 import io
 import math
 import re
+import struct
 import warnings
 
 import numpy as np
+import pyspng
 from PIL import Image, UnidentifiedImageError
 
 from service.core.errors import BadInput
@@ -22,15 +24,31 @@ from service.manifest import ImageSpec
 DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w-]+=[\w.-]+)*;base64,", re.IGNORECASE)
 RANGE_TOLERANCE = 1e-3
 GAP_GRAY = 96  # between tiles: visible against the black backgrounds of the data sets
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_GRAY, PNG_RGB = 0, 2  # IHDR colour types that libspng decodes to exactly Pillow's pixels
 
 
 # ---- in ----------------------------------------------------------------------------------------
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, without decoding it; None for other formats."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
 
 
 def image_from_bytes(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarray:
     """A PNG/JPEG/any Pillow image, converted to the model's channels, size and range: [C,H,W]."""
     if not data:
         raise BadInput("the image is empty")
+    if _is_plain_png(data, spec):
+        try:
+            pixels = pyspng.load(data)
+        except RuntimeError:
+            pass  # broken inside: Pillow names the problem below
+        else:
+            return _pixels_to_model(pixels, spec)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -56,14 +74,28 @@ def image_from_bytes(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarra
     return _to_model(image, spec)
 
 
+def _is_plain_png(data: bytes, spec: ImageSpec) -> bool:
+    """An 8-bit PNG of the model's size and channels, which libspng decodes 4x faster than
+    Pillow to the same pixels; anything else (palette, alpha, 16 bits, resizing) takes Pillow."""
+    if png_size(data) != (spec.width, spec.height) or len(data) < 26:
+        return False
+    bit_depth, colour = data[24], data[25]
+    return bit_depth == 8 and colour == (PNG_GRAY if spec.channels == 1 else PNG_RGB)
+
+
 def _to_model(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     image = _flatten_alpha(image)
     image = image.convert("L" if spec.channels == 1 else "RGB")
     if image.size != (spec.width, spec.height):
         image = image.resize((spec.width, spec.height), Image.Resampling.LANCZOS)
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
-    pixels = pixels[None] if spec.channels == 1 else pixels.transpose(2, 0, 1)
-    return _to_range(pixels, spec)
+    return _pixels_to_model(np.asarray(image), spec)
+
+
+def _pixels_to_model(pixels: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """uint8 [H,W] or [H,W,C] -> float32 [C,H,W] in the model's range."""
+    unit = pixels.astype(np.float32) / 255.0
+    unit = unit[None] if unit.ndim == 2 else unit.transpose(2, 0, 1)
+    return _to_range(unit, spec)
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:

@@ -6,7 +6,7 @@ or JSON (validated by the route's schema). Anything else is a 415.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TypeVar
 
@@ -17,7 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from service.codecs import image_from_base64, image_from_bytes, image_from_nested, images_from_npy
+from service.codecs import (
+    image_from_base64,
+    image_from_bytes,
+    image_from_nested,
+    images_from_npy,
+    png_size,
+)
 from service.core.errors import BadInput, UnsupportedMediaType, validation_errors
 from service.core.settings import Settings
 from service.manifest import ImageSpec
@@ -27,6 +33,9 @@ JSON = "application/json"
 NPY = "application/x-npy"
 MULTIPART = "multipart/form-data"
 IMAGE_TYPES = "image/*"
+# Decoding this many pixels (a few dozen MNIST images) costs less than a hop to the thread pool,
+# so it stays on the event loop; larger inputs leave it, lest they stall other requests.
+INLINE_PIXELS = 32 * 28 * 28
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -86,25 +95,40 @@ async def read_images(
 ) -> tuple[np.ndarray, Body | None]:
     """The batch [N,C,H,W] in the model's range, and the JSON body when there was one."""
     kind = media_type(request)
-    body: Body | None = None
     if kind == JSON:
         body = await read_json(request, schema)
         items = body.images  # type: ignore[attr-defined]
         check_count(len(items), settings)
-        convert = partial(_images_from_items, items, spec, settings)
-    elif kind == MULTIPART:
+        # Base64 strings may hide any image size: decode them off the event loop.
+        return await run_in_threadpool(_images_from_items, items, spec, settings), body
+    if kind == MULTIPART:
         files = await read_files(request, file_fields, settings.max_images + 1)
         uploads = [data for name in file_fields for data in files[name]]
         check_count(len(uploads), settings)
-        convert = partial(_images_from_uploads, uploads, spec, settings)
     elif kind.startswith("image/"):
-        convert = partial(_images_from_uploads, [await request.body()], spec, settings)
+        uploads = [await request.body()]
     elif kind == NPY:
-        convert = partial(images_from_npy, await request.body(), spec, settings.max_images)
+        data = await request.body()
+        convert = partial(images_from_npy, data, spec, settings.max_images)
+        return await _off_loop_if_large(convert, len(data) // 4), None
     else:
         raise unsupported(request, (JSON, MULTIPART, IMAGE_TYPES, NPY))
-    # Decoding a large upload takes a while: keep it off the event loop.
-    return await run_in_threadpool(convert), body
+    convert = partial(_images_from_uploads, uploads, spec, settings)
+    return await _off_loop_if_large(convert, _pixels_in(uploads)), None
+
+
+def _pixels_in(uploads: list[bytes]) -> int:
+    """Pixels the uploads will decode to, from their PNG headers; unknown counts as large."""
+    sizes = [png_size(data) for data in uploads]
+    if None in sizes:
+        return INLINE_PIXELS + 1
+    return sum(width * height for width, height in sizes)  # type: ignore[misc]
+
+
+async def _off_loop_if_large(convert: Callable[[], np.ndarray], pixels: int) -> np.ndarray:
+    if pixels <= INLINE_PIXELS:
+        return convert()
+    return await run_in_threadpool(convert)
 
 
 def _images_from_items(items: list[ImageItem], spec: ImageSpec, settings: Settings) -> np.ndarray:

@@ -20,6 +20,7 @@ from service.core.settings import Settings, get_settings
 from service.openapi import build_openapi
 from service.registry import load_registry
 from service.routes import decode, encode, health, interpolate, models, sample, web
+from service.routes.lean import lean_routes
 from service.state import AppState
 
 log = logging.getLogger("latentserve")
@@ -51,6 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (encode, decode, sample, interpolate, models, health):
         app.include_router(module.router)
+    # The routes that run models are served lean, ahead of their documented twins.
+    app.router.routes[:0] = lean_routes(
+        encode.router, decode.router, sample.router, interpolate.router
+    )
     if web.STATIC_DIR.is_dir():
         app.include_router(web.router)  # last: its catch-all path must not shadow the API
     # Added innermost first: metrics see every response, CORS headers reach the 413s too.

@@ -87,7 +87,6 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-
     def batch_policy(self) -> BatchPolicy:
         return BatchPolicy(
             max_batch=self.batch_max_size,

@@ -11,7 +11,7 @@ from service.inputs import JSON as JSON_IN
 from service.inputs import NPY as NPY_IN
 from service.inputs import media_type, read_json, unsupported
 from service.responses import JSON, NPY, PNG, images_response, negotiate
-from service.routes.deps import LabelQuery, ModelDep, OutputQuery, SettingsDep
+from service.routes.deps import LabelQuery, ModelName, OutputQuery, served_model, settings_of
 from service.routes.docs import binary_outputs, body, json_content, problems
 from service.schemas import DecodeRequest, DecodeResponse
 
@@ -41,12 +41,13 @@ router = APIRouter(tags=["latents"])
 )
 async def decode(
     request: Request,
-    model: ModelDep,
-    settings: SettingsDep,
     label: LabelQuery = None,
     output: OutputQuery = "png",
+    model_name: ModelName = None,
 ) -> Response:
     media = negotiate(request, (JSON, PNG, NPY))
+    model = served_model(request, model_name)
+    settings = settings_of(request)
     kind = media_type(request)
     if kind == JSON_IN:
         payload = await read_json(request, DecodeRequest)

@@ -1,8 +1,8 @@
-"""Dependencies shared by the routes: app state, settings, the model a request names.
+"""What the routes share: app state, settings, the model a request names, common parameters.
 
-The dependencies are `async def` although they never await: FastAPI runs a plain `def`
-dependency in its thread pool, a hop per dependency per request that costs more than the
-dependency itself.
+The routes that run models resolve these with plain calls rather than FastAPI dependencies:
+solving dependencies costs more per request than the work they do (measured in
+docs/service.md). The parameters stay declared, so the OpenAPI document is unchanged.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def app_state(request: Request) -> AppState:
     return request.app.state.latentserve
 
 
-async def settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     return app_state(request).settings
 
 
@@ -42,21 +42,21 @@ def loaded_registry(request: Request) -> ModelRegistry:
     return state.registry
 
 
-async def served_model(
-    request: Request,
-    model: Annotated[
-        str | None,
-        Query(description="Model name (see /models); the configured default when left out."),
-    ] = None,
-) -> ServedModel:
-    served = loaded_registry(request).get(model)
+def served_model(request: Request, name: str | None) -> ServedModel:
+    """The model a request names (the default when it names none); 404 or 503 otherwise."""
+    served = loaded_registry(request).get(name)
     request.scope[MODEL_SCOPE_KEY] = served.name
     return served
 
 
-SettingsDep = Annotated[Settings, Depends(settings)]
-ModelDep = Annotated[ServedModel, Depends(served_model)]
 RegistryDep = Annotated[ModelRegistry, Depends(ready_registry)]
+ModelName = Annotated[
+    str | None,
+    Query(
+        alias="model",
+        description="Model name (see /models); the configured default when left out.",
+    ),
+]
 LabelQuery = Annotated[
     list[int] | None,
     Query(description="Conditional models: the class per input (repeat it), or one for all."),

@@ -22,7 +22,7 @@ from service.responses import (
     negotiate,
     npy_response,
 )
-from service.routes.deps import LabelQuery, ModelDep, OutputQuery, SettingsDep
+from service.routes.deps import LabelQuery, ModelName, OutputQuery, served_model, settings_of
 from service.routes.docs import binary_outputs, image_body, problems
 from service.schemas import EncodeRequest, EncodeResponse, ImagesRequest, ReconstructResponse
 
@@ -45,13 +45,14 @@ INPUT_ERRORS = problems(404, 406, 413, 415, 422, 503)
 )
 async def encode(
     request: Request,
-    model: ModelDep,
-    settings: SettingsDep,
     label: LabelQuery = None,
     sample: Annotated[bool, Query(description="Sample z from the posterior.")] = False,
     seed: Annotated[int | None, Query(ge=0, description="Seed of the posterior sample.")] = None,
+    model_name: ModelName = None,
 ) -> Response:
     media = negotiate(request, (JSON, NPY))
+    model = served_model(request, model_name)
+    settings = settings_of(request)
     images, body = await read_images(request, model.manifest.image, settings, EncodeRequest)
     if body is not None:
         label = body.labels if body.labels is not None else label
@@ -99,12 +100,13 @@ def _latents(
 )
 async def reconstruct(
     request: Request,
-    model: ModelDep,
-    settings: SettingsDep,
     label: LabelQuery = None,
     output: OutputQuery = "png",
+    model_name: ModelName = None,
 ) -> Response:
     media = negotiate(request, (JSON, PNG, NPY))
+    model = served_model(request, model_name)
+    settings = settings_of(request)
     images, body = await read_images(request, model.manifest.image, settings, ImagesRequest)
     if body is not None and body.labels is not None:
         label = body.labels

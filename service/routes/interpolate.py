@@ -25,7 +25,7 @@ from service.inputs import (
 )
 from service.latents import Method, interpolate
 from service.responses import JSON, NPY, PNG, images_response, negotiate
-from service.routes.deps import ModelDep, OutputQuery, SettingsDep
+from service.routes.deps import ModelName, OutputQuery, served_model, settings_of
 from service.routes.docs import BINARY, binary_outputs, body, json_content, problems
 from service.schemas import Endpoint, InterpolateRequest, InterpolateResponse
 
@@ -61,14 +61,15 @@ MULTIPART_DOC = {
 )
 async def interpolate_frames(
     request: Request,
-    model: ModelDep,
-    settings: SettingsDep,
     steps: Annotated[int, Query(ge=2, description="Frames, both ends included.")] = 8,
     method: Annotated[Method, Query(description="linear or spherical")] = "linear",
     label: Annotated[int | None, Query(description="Conditional models: the class.")] = None,
     output: OutputQuery = "png",
+    model_name: ModelName = None,
 ) -> Response:
     media = negotiate(request, (JSON, PNG, NPY))
+    model = served_model(request, model_name)
+    settings = settings_of(request)
     kind = media_type(request)
     if kind == JSON_IN:
         payload = await read_json(request, InterpolateRequest)

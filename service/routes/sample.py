@@ -11,7 +11,7 @@ from service.core.errors import BadInput
 from service.inference import ServedModel
 from service.latents import new_seed, sample
 from service.responses import JSON, NPY, PNG, images_response, negotiate
-from service.routes.deps import ModelDep, OutputQuery, SettingsDep
+from service.routes.deps import ModelName, OutputQuery, served_model, settings_of
 from service.routes.docs import binary_outputs, problems
 from service.schemas import SampleResponse
 
@@ -33,8 +33,6 @@ router = APIRouter(tags=["latents"])
 )
 async def sample_images(
     request: Request,
-    model: ModelDep,
-    settings: SettingsDep,
     n: Annotated[int, Query(ge=1, description="Number of images.", examples=[16])] = 16,
     seed: Annotated[int | None, Query(ge=0, description="Seed; drawn when left out.")] = None,
     temperature: Annotated[float, Query(gt=0, le=10, description="Scale of the noise.")] = 1.0,
@@ -42,8 +40,11 @@ async def sample_images(
         int | None, Query(description="Conditional models: the class to draw.")
     ] = None,
     output: OutputQuery = "png",
+    model_name: ModelName = None,
 ) -> Response:
     media = negotiate(request, (JSON, PNG, NPY))
+    model = served_model(request, model_name)
+    settings = settings_of(request)
     if n > settings.max_samples:
         raise BadInput(f"n={n} is over the limit of {settings.max_samples} images")
     seed = new_seed() if seed is None else seed
