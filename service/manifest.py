@@ -6,6 +6,7 @@ reads it back through the same model, so the two can never drift apart.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -80,6 +81,44 @@ class DatasetInfo(_Strict):
     sizes: dict[str, int]
 
 
+class ScoreCalibration(_Strict):
+    """One anomaly score's distribution on the validation split (service/scores.py)."""
+
+    name: str  # a service.scores score: reconstruction, neg_elbo, neg_elbo_minus_complexity
+    unit: str
+    description: str
+    threshold_quantile: float = Field(gt=0, lt=1)
+    threshold: float  # the validation quantile at threshold_quantile; above it is anomalous
+    levels: list[float]  # cumulative probabilities in [0, 1], increasing
+    quantiles: list[float]  # the validation scores at those levels, non-decreasing
+    # held-out figures: test_false_alarm_rate, auroc_<outlier set>, ...
+    evaluation: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoreCalibration:
+        if len(self.levels) < 2 or len(self.levels) != len(self.quantiles):
+            raise ValueError("a calibration needs at least two levels and one quantile each")
+        levels, values = self.levels, self.quantiles
+        if any(b <= a for a, b in pairwise(levels)) or levels[0] < 0.0 or levels[-1] > 1.0:
+            raise ValueError("calibration levels must increase within [0, 1]")
+        if any(b < a for a, b in pairwise(values)):
+            raise ValueError("calibration quantiles must not decrease")
+        return self
+
+
+class Calibration(_Strict):
+    """Anomaly scores calibrated at export on the validation split.
+
+    `score` is the model's score; `corrected` a complexity-corrected one beside it, for models
+    whose plain score misjudges simple images (see docs/export.md).
+    """
+
+    split: str  # "validation"
+    images: int = Field(gt=0)
+    score: ScoreCalibration
+    corrected: ScoreCalibration | None = None
+
+
 class Manifest(_Strict):
     format_version: Literal[1] = FORMAT_VERSION
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -101,6 +140,7 @@ class Manifest(_Strict):
     training: dict[str, str | int | float | bool | None]
     parity: dict[str, float]  # largest |difference| per format against PyTorch, and the tolerance
     reference: str | None = None  # file name of the reference set (latent map, class means)
+    calibration: Calibration | None = None  # absent: exported before calibration existed
     created: str  # ISO-8601 timestamp
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.latents import Method
+from service.manifest import Calibration
 
 ImageItem = str | list[Any]
 IMAGE_ITEM_DOC = (
@@ -126,6 +127,9 @@ class ModelInfo(BaseModel):
     metrics: dict[str, float]
     parity: dict[str, float]
     has_reference: bool
+    calibration: Calibration | None = Field(
+        None, description="Anomaly-score thresholds and validation quantiles (POST /score); "
+        "null for a model exported without them.")
     created: str
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from training import anomaly
 from training.data import Splits
 from training.models import FAMILIES, Autoencoder
 
@@ -19,18 +20,26 @@ PICTURES = {
     "latent_scatter": "Latent map of test images",
     "latent_grid": "Decoded grid over a latent plane",
     "interpolation": "Interpolation between test images",
+    "scores": "Anomaly scores of held-out images (dashed: the shipped threshold)",
 }
 MAX_PICTURE_SIDE = 480
 PICTURE_COLOURS = 32  # palette PNGs: a fraction of the bytes, no visible loss for these plots
 
 
 def write_card(model: Autoencoder, splits: Splits, folder: Path,
-               manifest: Mapping[str, object]) -> None:
+               manifest: Mapping[str, object],
+               score_samples: anomaly.ScoreSamples | None = None) -> None:
     """Draw the pictures into `folder/card/` and write `folder/README.md`.
 
-    `manifest` holds the manifest's fields but `files` (the card is hashed with the rest).
+    `manifest` holds the manifest's fields but `files` (the card is hashed with the rest);
+    `score_samples`, the held-out anomaly scores, draw the score histogram.
     """
     pictures = draw_pictures(model, splits, folder / CARD_DIR)
+    calibration = manifest.get("calibration")
+    if score_samples is not None and calibration is not None:
+        drawn = anomaly.draw_histogram(score_samples, calibration,
+                                       folder / CARD_DIR / "scores-full.png")
+        pictures["scores"] = _shrunk(drawn, folder / CARD_DIR / "scores.png")
     (folder / "README.md").write_text(card_text(manifest, folder, pictures))
 
 
@@ -58,10 +67,11 @@ def card_text(manifest: Mapping[str, object], folder: Path, pictures: Mapping[st
         _data_section(manifest["dataset"]),
         _metrics_section(manifest["metrics"]),
         _sampling_section(manifest),
+        _anomaly_section(manifest.get("calibration")),
         _files_section(manifest, folder),
         _pictures_section(folder, pictures),
     ]
-    return "\n\n".join(sections) + "\n"
+    return "\n\n".join(section for section in sections if section) + "\n"
 
 
 def _heading(m: Mapping[str, object]) -> str:
@@ -135,6 +145,45 @@ def _sampling_section(m: Mapping[str, object]) -> str:
             "the training latents (a plain AE's latents do not follow N(0, I))"
         )
     return f"## Sampling\n\n{how}. Export draws nothing: sampling happens in the service."
+
+
+def _anomaly_section(calibration) -> str:
+    """The anomaly scores: definitions, threshold, and their figures on held-out data."""
+    if calibration is None:
+        return ""
+    rows = anomaly.evaluation_rows(calibration)
+    lines = [
+        "## Anomaly scores",
+        "",
+        f"`POST /score` answers, per image, the score below (higher = more unusual), its "
+        f"percentile among the {calibration.images:,} {calibration.split} images, and whether it "
+        "exceeds the threshold (see docs/export.md for the definitions).",
+        "",
+    ]
+    for title, score in rows:
+        lines.append(f"- {title} `{score.name}` ({score.unit}): {score.description}; threshold "
+                     f"{_number(score.threshold)} = the {score.threshold_quantile:.0%} quantile "
+                     f"of the {calibration.split} scores")
+    keys = list(rows[0][1].evaluation)
+    lines += ["", "Held out (the test split, and other data never trained on):", "",
+              "| figure | " + " | ".join(f"`{score.name}`" for _, score in rows) + " |",
+              "|---|" + "---:|" * len(rows)]
+    for key in keys:
+        cells = " | ".join(_number(score.evaluation[key]) for _, score in rows)
+        lines.append(f"| {EVALUATION_WORDS.get(key.split('_', 1)[0], '')}{_set_name(key)} | "
+                     f"{cells} |")
+    return "\n".join(lines)
+
+
+EVALUATION_WORDS = {"auroc": "AUROC against ", "detected": "flagged at the threshold: ",
+                    "test": ""}
+
+
+def _set_name(key: str) -> str:
+    if key == "test_false_alarm_rate":
+        return "false-alarm rate on the test split"
+    name = key.split("_", 1)[1]
+    return "test images + Gaussian noise σ=0.5" if name == anomaly.NOISE_SET else name
 
 
 def _files_section(m: Mapping[str, object], folder: Path) -> str:

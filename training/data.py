@@ -353,12 +353,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def portable(root: Path) -> str:
-    """A data root as the manifest states it: beside the project as a relative path (the
-    shared data lives at ../shared on every machine), elsewhere as it is."""
-    root = Path(root).resolve()
+    """A data root as the manifest states it, never as an absolute path of this machine:
+    beside the project as a relative path (the shared data lives at ../shared on every
+    machine), elsewhere by the folder's name alone."""
+    root = Path(os.path.abspath(root))  # symlinks kept: ../shared may be a link elsewhere
     if root.is_relative_to(REPO_ROOT.parent):
         return os.path.relpath(root, REPO_ROOT)
-    return str(root)
+    return f"a local folder named {root.name}"
 
 
 DEFAULT_ROOTS = {

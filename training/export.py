@@ -6,6 +6,9 @@
       reference.json  service.manifest.ReferenceSet: latent map and class means
       README.md  card/*.png   the model card
 
+The manifest also carries the anomaly-score calibration (training.anomaly): the threshold
+and quantiles of the scores of the validation split, computed through the exported graphs.
+
 Everything is written into a hidden staging folder beside the target and moved into place
 only once the graphs passed the ONNX checker, the random-operator check and the parity check,
 so a refused export leaves nothing behind and an existing folder stays intact until then.
@@ -37,7 +40,7 @@ from service.manifest import (
     Manifest,
     PriorSampler,
 )
-from training import card, graphs, reference
+from training import anomaly, card, graphs, reference
 from training.data import ImageSplit, Splits
 from training.evaluate import evaluate
 from training.graphs import ExportError
@@ -67,13 +70,18 @@ def export_model(
     description: str = "",
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
+    outliers: Mapping[str, ImageSplit] | None = None,
+    threshold_quantile: float = anomaly.DEFAULT_QUANTILE,
 ) -> Manifest:
     """Write `model` to `out_dir` (folder name = model name) and return its manifest.
 
     `splits` is a `training.data.Splits`: its test split feeds the parity check, the reference
-    set and the card pictures, its training split the AE's mixture sampler, its `info` the
-    manifest's dataset entry. `metrics` are the test metrics to publish. Raises `ExportError`
-    (`GraphError`, `ParityError`) and writes nothing when a check fails.
+    set and the card pictures, its training split the AE's mixture sampler, its validation
+    split the anomaly-score calibration, its `info` the manifest's dataset entry. `metrics`
+    are the test metrics to publish; `outliers` (name -> split) are held-out sets of other
+    data the anomaly scores are evaluated against (beside the test split under Gaussian noise,
+    always). Raises `ExportError` (`GraphError`, `ParityError`) and writes nothing when a
+    check fails.
     """
     if not tolerance >= 0:
         raise ValueError(f"the parity tolerance must be a number >= 0, not {tolerance}")
@@ -86,10 +94,13 @@ def export_model(
         latents = _encode(model, images, labels)
         ref = reference.reference_set(latents, labels.numpy(), _num_classes(splits), seed=seed)
         (staging / REFERENCE).write_text(ref.model_dump_json())
+        calibration, score_samples = _calibrate(
+            model, splits, staging, training, outliers, threshold_quantile, seed
+        )
         manifest_fields = _manifest_fields(
             model, splits, name, description, metrics, training, parity, seed
-        )
-        card.write_card(model, splits, staging, manifest_fields)
+        ) | {"calibration": calibration}
+        card.write_card(model, splits, staging, manifest_fields, score_samples)
         manifest = Manifest(files=hash_files(staging), **manifest_fields)
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
         verify_folder(staging)
@@ -122,6 +133,21 @@ def _manifest_fields(model: Autoencoder, splits: Splits, name: str, description:
         reference=REFERENCE,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+def _calibrate(model: Autoencoder, splits: Splits, folder: Path,
+               training: Mapping[str, object] | None, outliers: Mapping[str, ImageSplit] | None,
+               quantile: float, seed: int):
+    """Anomaly-score calibration through the graphs just written to `folder`."""
+    scorer = anomaly.GraphScorer(
+        folder, variational=model.variational,
+        num_classes=model.num_classes if model.conditional else 0,
+        reconstruction=str((training or {}).get("reconstruction", "bce")),
+    )
+    held_out = {key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
+                for key, split in (outliers or {}).items()}
+    return anomaly.calibrate(scorer, splits.val.images.numpy(), splits.test.images.numpy(),
+                             held_out, quantile=quantile, seed=seed)
 
 
 def export_checkpoint(

@@ -108,7 +108,23 @@ def write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], signature: 
     except Exception as error:  # torch.export raises many types; all mean "not exportable"
         raise GraphError(f"the ONNX exporter cannot export {path.stem}: {error}") from error
     program.save(str(path))
+    model = onnx.load(str(path))
+    strip_stack_traces(model)
+    onnx.save(model, str(path))
     check_onnx(path, signature)
+
+
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+def strip_stack_traces(model: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node Python stack traces: they name this machine's source and
+    site-packages files by absolute path, and the graph does not need them."""
+    for graph in _graphs(model):
+        for node in graph.node:
+            kept = [p for p in node.metadata_props if p.key != STACK_TRACE_KEY]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
 
 
 def write_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
@@ -122,6 +138,21 @@ def write_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path
     check_torchscript(traced)
     with _quiet_exporters():
         torch.jit.save(traced, str(path))
+    strip_debug_records(path)
+
+
+def strip_debug_records(path: Path) -> None:
+    """Rewrite a TorchScript archive without its `*.debug_pkl` records: they map each line to
+    the absolute paths of this machine's source and site-packages files, and loading does not
+    need them."""
+    reader = torch._C.PyTorchFileReader(str(path))
+    records = [(name, reader.get_record(name)) for name in reader.get_all_records()
+               if not name.endswith((".debug_pkl", "serialization_id"))]
+    del reader
+    writer = torch._C.PyTorchFileWriter(str(path))
+    for name, data in records:
+        writer.write_record(name, data, len(data))
+    writer.write_end_of_file()
 
 
 def check_onnx(path: Path, signature: Signature) -> None:
@@ -142,17 +173,20 @@ def check_onnx(path: Path, signature: Signature) -> None:
 
 def onnx_op_types(model: onnx.ModelProto) -> list[str]:
     """Every operator type in the graph, its subgraphs and its local functions."""
-    graphs = [model.graph, *model.functions]
-    types: list[str] = []
-    while graphs:
-        graph = graphs.pop()
+    return [node.op_type for graph in _graphs(model) for node in graph.node]
+
+
+def _graphs(model: onnx.ModelProto) -> Iterator:
+    """The main graph, its subgraphs and the model's local functions."""
+    pending = [model.graph, *model.functions]
+    while pending:
+        graph = pending.pop()
+        yield graph
         for node in graph.node:
-            types.append(node.op_type)
             for attribute in node.attribute:
                 if attribute.HasField("g"):
-                    graphs.append(attribute.g)
-                graphs.extend(attribute.graphs)
-    return types
+                    pending.append(attribute.g)
+                pending.extend(attribute.graphs)
 
 
 def onnx_batch_dim(value: onnx.ValueInfoProto) -> int | None:

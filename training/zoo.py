@@ -16,18 +16,19 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
 
 from service.manifest import Manifest
 from training import classifier as digit_classifier
-from training.data import Splits
+from training.data import ImageSplit, Splits, default_root, load_splits
 from training.export import export_model, training_settings
 from training.train import TrainConfig, load_checkpoint, load_data, train
 
 ZOO_FILE = Path(__file__).with_name("zoo.toml")
-ZOO_ONLY_KEYS = ("description",)  # zoo.toml keys that are not TrainConfig fields
+ZOO_ONLY_KEYS = ("description", "outliers")  # zoo.toml keys that are not TrainConfig fields
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ZooModel:
     name: str
     description: str
     config: TrainConfig
+    outliers: tuple[str, ...] = ()  # datasets whose test images the anomaly scores must flag
 
 
 def load_zoo(path: Path = ZOO_FILE, *, runs_dir: Path = Path("runs/zoo"),
@@ -49,7 +51,8 @@ def load_zoo(path: Path = ZOO_FILE, *, runs_dir: Path = Path("runs/zoo"),
         if epochs is not None:
             values["epochs"] = epochs
         description = values.pop("description", "")
-        models.append(ZooModel(name, description, TrainConfig.from_dict(values)))
+        outliers = tuple(values.pop("outliers", ()))
+        models.append(ZooModel(name, description, TrainConfig.from_dict(values), outliers))
     return models
 
 
@@ -81,7 +84,14 @@ def build_one(entry: ZooModel, out_root: Path,
         training=training_settings(entry.config, state, len(result.history)),
         description=entry.description,
         seed=entry.config.seed,
+        outliers={name: _test_split(name) for name in entry.outliers},
     )
+
+
+@cache
+def _test_split(dataset: str) -> ImageSplit:
+    """The test split of another dataset, from its usual place: outliers for the scores."""
+    return load_splits(dataset, default_root(dataset)).test
 
 
 def _classifier(cache: dict, config: TrainConfig, splits: Splits) -> tuple[torch.nn.Module, float]:

@@ -113,5 +113,6 @@ def model_info(model: ServedModel, backend: dict[str, object]) -> dict[str, obje
         "metrics": m.metrics,
         "parity": m.parity,
         "has_reference": model.reference_json is not None,
+        "calibration": m.calibration.model_dump() if m.calibration else None,
         "created": m.created,
     }

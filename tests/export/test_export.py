@@ -20,11 +20,6 @@ from training.parity import DEFAULT_TOLERANCE
 CARD_PICTURES = {"samples", "reconstructions", "latent_scatter", "latent_grid", "interpolation"}
 
 
-@pytest.fixture(params=["cvae", "ae"])
-def folder_and_model(request, exported):
-    return exported[request.param]
-
-
 def test_every_file_is_written(folder_and_model):
     folder, _ = folder_and_model
     names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}

@@ -123,4 +123,4 @@ def test_data_roots_beside_the_project_are_stated_relative_to_it(tmp_path):
         "../shared/datasets/mnist"
     )
     outside = tmp_path if not tmp_path.is_relative_to(REPO_ROOT.parent) else pathlib.Path("/usr")
-    assert portable(outside) == str(outside.resolve())
+    assert portable(outside) == f"a local folder named {outside.name}"
