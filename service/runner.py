@@ -93,7 +93,7 @@ class GraphRunner:
         if self._task is None:
             self._start(loop)
         count = len(next(iter(inputs.values())))
-        request = _Request(inputs, count, loop.create_future(), loop.time())
+        request = _Request(inputs, count, loop.create_future(), time.perf_counter())
         self._queue.append(request)
         self._wakeup.set()
         return await request.future
@@ -119,7 +119,7 @@ class GraphRunner:
                 await self._wakeup.wait()
             if self.policy.max_wait > 0 and self._queued_images() < self.policy.max_batch:
                 await asyncio.sleep(self.policy.max_wait)
-            batch = self._take(loop.time())
+            batch = self._take(time.perf_counter())  # uvloop's clock ticks in ms
             if batch:
                 await self._execute(batch, loop)
 
@@ -161,10 +161,10 @@ class GraphRunner:
         return max(1, math.ceil(self.policy.deadline))
 
     async def _execute(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
-        inputs = _concatenate([request.inputs for request in batch])
         images = sum(request.count for request in batch)
         start = time.perf_counter()
         try:
+            inputs = _concatenate([request.inputs for request in batch])
             if sum(array.size for array in inputs.values()) <= self.policy.inline_values:
                 outputs = self._run_graph(inputs)
             else:
