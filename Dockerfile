@@ -13,18 +13,27 @@ ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
 # ---------------------------------------------------------------------------------------------
 # Build stages: a virtual environment at /opt/venv holding the service and its dependencies.
-# pip removes itself last, so the serving stages carry neither pip nor the source tree nor any
-# build backend.
+# Then the venv sheds what serving never loads: pip and setuptools (so the serving stages carry
+# no installer, no build backend and no source tree), the packages' own test suites (numpy's,
+# 17 MB) and ONNX Runtime's offline tool kits (transformers, quantization, tools: 10 MB).
+# docs/deploy.md lists what remains.
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build-cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The dependencies first, read from pyproject.toml alone: a change to the code reuses this layer.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install -r requirements.txt
+COPY README.md ./
 COPY service ./service
 COPY client ./client
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install . \
- && /opt/venv/bin/pip uninstall -y pip
+RUN /opt/venv/bin/pip install --no-deps . \
+ && /opt/venv/bin/pip uninstall -y setuptools pip \
+ && cd /opt/venv/lib/python3*/site-packages \
+ && find . -depth -type d -name tests -exec rm -rf {} + \
+ && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools
 
 FROM ${CUDA_IMAGE} AS build-gpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
@@ -32,15 +41,20 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
+# onnxruntime and onnxruntime-gpu install the same module: the GPU build replaces the CPU one.
+RUN python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+  | sed 's/^onnxruntime\b.*/onnxruntime-gpu>=1.18/' > requirements.txt \
+ && python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install -r requirements.txt
+COPY README.md ./
 COPY service ./service
 COPY client ./client
-# onnxruntime and onnxruntime-gpu install the same module: keep only the GPU build.
-RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install . \
- && /opt/venv/bin/pip uninstall -y onnxruntime \
- && /opt/venv/bin/pip install "onnxruntime-gpu>=1.18" \
- && /opt/venv/bin/pip uninstall -y pip
+RUN /opt/venv/bin/pip install --no-deps . \
+ && /opt/venv/bin/pip uninstall -y setuptools pip \
+ && cd /opt/venv/lib/python3*/site-packages \
+ && find . -depth -type d -name tests -exec rm -rf {} + \
+ && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools
 
 # ---------------------------------------------------------------------------------------------
 # GPU serving image: docker build --target gpu .
@@ -50,7 +64,8 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --no-create-home latentserve
+ && groupadd --system --gid 10001 latentserve \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home latentserve
 COPY --from=build-gpu /opt/venv /opt/venv
 COPY --chown=root:root exported_models /opt/latentserve/models
 ENV PATH=/opt/venv/bin:$PATH \
@@ -69,7 +84,8 @@ CMD ["latentserve-serve"]
 # CPU serving image (the default target, last so that a plain `docker build .` builds it).
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS serve
-RUN useradd --system --uid 10001 --user-group --no-create-home latentserve
+RUN groupadd --system --gid 10001 latentserve \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home latentserve
 COPY --from=build-cpu /opt/venv /opt/venv
 COPY --chown=root:root exported_models /opt/latentserve/models
 ENV PATH=/opt/venv/bin:$PATH \

@@ -1,0 +1,33 @@
+"""Session fixtures of the container tests: podman present, images built once per session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import skip_or_fail  # noqa: E402
+from tests.deploy import containers  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    missing = containers.missing_tools()
+    if missing:
+        skip_or_fail(f"{', '.join(missing)} not installed: scripts/test installs them")
+    containers.ensure_base_image()
+    return containers.BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def serving_image(base_image) -> containers.Build:
+    return containers.build_serving_image()
+
+
+@pytest.fixture(scope="session")
+def nginx_image(base_image) -> containers.Build:
+    return containers.build_nginx_image()

@@ -1,0 +1,91 @@
+"""podman for the container tests: the repo's podman settings, images built once per session.
+
+Every podman command reads deploy/podman/containers.conf (CONTAINERS_CONF), never /etc. The
+Python base image comes from Debian's packages (deploy/podman/base-image.sh) since no image
+registry is reachable here; podman keeps it, so only a fresh machine pays for debootstrap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PODMAN_DIR = ROOT / "deploy" / "podman"
+CONTAINERS_CONF = PODMAN_DIR / "containers.conf"
+BASE_IMAGE = "localhost/python-base:bookworm"
+SERVING_IMAGE = "localhost/latentserve:cpu"
+NGINX_IMAGE = "localhost/latentserve-nginx:1.22"
+REQUIRED_TOOLS = ("podman", "runc", "debootstrap")
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+
+
+def podman_environment() -> dict[str, str]:
+    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+
+
+def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["podman", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=podman_environment(),
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"podman {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def image_id(name: str) -> str | None:
+    found = podman("image", "inspect", "--format", "{{.Id}}", name, check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def image_size(name: str) -> int:
+    return int(podman("image", "inspect", "--format", "{{.Size}}", name).stdout)
+
+
+def ensure_base_image() -> None:
+    """Made once per machine (debootstrap, about 2.5 minutes); a no-op when podman has it."""
+    subprocess.run(
+        [str(PODMAN_DIR / "base-image.sh"), BASE_IMAGE],
+        check=True,
+        capture_output=True,
+        timeout=900,
+        env=podman_environment(),
+    )
+
+
+@dataclass
+class Build:
+    image: str
+    seconds: float
+    size: int
+
+
+def build(image: str, *args: str) -> Build:
+    """podman build; the image it replaces is removed, so reruns do not pile up images."""
+    previous = image_id(image)
+    started = time.monotonic()
+    podman("build", "--network", "host", "--format", "docker", "--tag", image, *args, timeout=900)
+    seconds = time.monotonic() - started
+    if previous not in (None, image_id(image)):
+        podman("rmi", previous, check=False)  # still used by a container: kept
+    return Build(image, seconds, image_size(image))
+
+
+def build_serving_image() -> Build:
+    """The repo's Dockerfile, default target, on the Debian-made base."""
+    return build(SERVING_IMAGE, "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", str(ROOT))
+
+
+def build_nginx_image() -> Build:
+    return build(NGINX_IMAGE, "--file", str(PODMAN_DIR / "nginx.Containerfile"), str(PODMAN_DIR))
