@@ -179,14 +179,18 @@ def check_images(batch: np.ndarray, spec: ImageSpec) -> np.ndarray:
             batch = batch.mean(axis=1, keepdims=True)
         else:
             raise BadInput(f"arrays must have {spec.channels} channel(s); got {channels}")
-    check_finite(batch, "image values")
     low, high = spec.value_range
-    if batch.min() < low - RANGE_TOLERANCE or batch.max() > high + RANGE_TOLERANCE:
+    smallest, largest = float(batch.min()), float(batch.max())  # NaN and inf show in these
+    if not (math.isfinite(smallest) and math.isfinite(largest)):
+        raise BadInput("image values must be finite numbers; got NaN or infinity")
+    if smallest < low - RANGE_TOLERANCE or largest > high + RANGE_TOLERANCE:
         raise BadInput(
-            f"image values must lie in [{low}, {high}]; got {batch.min():g}..{batch.max():g} "
+            f"image values must lie in [{low}, {high}]; got {smallest:g}..{largest:g} "
             "(uint8 .npy arrays are read as 0..255)"
         )
-    return np.clip(batch, low, high)
+    if smallest < low or largest > high:
+        return np.clip(batch, low, high)
+    return batch
 
 
 def latents_from_values(values: object, latent_dim: int, max_rows: int) -> np.ndarray:

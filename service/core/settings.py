@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(0, ge=0, description="0 leaves the runtime's default.")
 
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    max_images: int = Field(256, gt=0, description="Images (or latents) per request.")
+    max_images: int = Field(1024, gt=0, description="Images (or latents) per request.")
     max_image_pixels: int = Field(
         4096 * 4096, gt=0, description="Width x height of one uploaded image, before decoding."
     )

@@ -32,8 +32,8 @@ def json_body(text: str) -> dict:
 CATALOG = [
     # (id, method, url, request kwargs, status, words in the detail)
     ("body too large", "POST", "/encode", {"content": b"\0" * 2_100_000, "headers": {"content-type": "image/png"}}, 413, ["limit"]),
-    ("too many images", "POST", "/encode", {"json": {"images": [b64(DIGIT_PNG)] * 257}}, 422, ["257", "limit"]),
-    ("too many npy images", "POST", "/encode", {"content": npy(np.zeros((300, 28, 28), np.uint8)), "headers": {"content-type": "application/x-npy"}}, 422, ["300"]),
+    ("too many images", "POST", "/encode", {"json": {"images": [b64(DIGIT_PNG)] * 1025}}, 422, ["1025", "limit"]),
+    ("too many npy images", "POST", "/encode", {"content": npy(np.zeros((1100, 28, 28), np.uint8)), "headers": {"content-type": "application/x-npy"}}, 422, ["1100"]),
     ("decompression bomb", "POST", "/encode", {"content": bomb_png(), "headers": {"content-type": "image/png"}}, 422, ["6000x6000", "limit"]),
     ("steps too few", "POST", "/interpolate", {"json": {"start": {"latent": LATENT}, "end": {"latent": LATENT}, "steps": 1}}, 422, ["steps"]),
     ("steps too many", "POST", "/interpolate", {"json": {"start": {"latent": LATENT}, "end": {"latent": LATENT}, "steps": 65}}, 422, ["limit"]),
