@@ -27,6 +27,7 @@ import gzip
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +43,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import machine, servers, wrk  # noqa: E402
+from bench import machine, pyspy, servers, wrk  # noqa: E402
 from service.core.settings import Settings  # noqa: E402
 from service.examples import SEVEN_PNG  # noqa: E402
 
@@ -125,10 +126,25 @@ def measure_routes(
             wrk.load(url, *body, args.connections[0], args.warmup, args.timeout)
         for connections in args.connections:
             time.sleep(args.pause)
+            profile = start_profile(server, route, connections, args)
             result = wrk.load(url, *body, connections, args.duration, args.timeout)
+            if profile:
+                profile.wait()
             runs.append({"target": route.name, **result})
             print(format_run(runs[-1]), flush=True)
     return runs
+
+
+def start_profile(
+    server: servers.Server, route: Route, connections: int, args: argparse.Namespace
+) -> subprocess.Popen | None:
+    """py-spy on latentserve during its runs at the first connection count, with --py-spy."""
+    first = connections == args.connections[0]
+    if not (args.py_spy and first and route.name.startswith("latentserve ")):
+        return None
+    name = route.name.split(" ", 1)[1].strip("/").replace(" ", "-")
+    output = args.py_spy / f"{name}-c{connections}.txt"
+    return pyspy.record(server.pid, args.duration, output)
 
 
 def start_target(target: str, log: Path, args: argparse.Namespace) -> servers.Server:
@@ -237,12 +253,27 @@ def onnxruntime_images_per_s(model: str, batch: np.ndarray, seconds: float, thre
     return {"calls": calls, "images_per_s": round(calls * len(batch) / elapsed, 1)}
 
 
-def service_threads(settings: dict[str, str]) -> dict[str, int]:
-    names = ("intra_op_threads", "inter_op_threads")
-    return {
-        name: int(settings.get(f"LATENTSERVE_{name.upper()}", Settings.model_fields[name].default))
-        for name in names
-    }
+SERVICE_SETTINGS = (
+    "workers",
+    "intra_op_threads",
+    "inter_op_threads",
+    "max_images",
+    "batch_max_size",
+    "batch_max_wait_ms",
+    "queue_max_requests",
+    "queue_deadline_ms",
+)
+
+
+def service_settings(env: dict[str, str]) -> dict[str, str | int | float | None]:
+    """The settings that shape these figures, as latentserve reads them (its defaults unless
+    overridden); None where this service has no such setting."""
+    values = {}
+    for name in SERVICE_SETTINGS:
+        field = Settings.model_fields.get(name)
+        value = env.get(f"LATENTSERVE_{name.upper()}", field.default if field else None)
+        values[name] = field.annotation(value) if field and value is not None else value
+    return values
 
 
 def run_npy(workdir: Path, args: argparse.Namespace) -> dict:
@@ -259,7 +290,8 @@ def run_npy(workdir: Path, args: argparse.Namespace) -> dict:
         }
     finally:
         server.stop()
-    threads = service_threads(settings)
+    effective = service_settings(settings)
+    threads = {k: effective[k] for k in ("intra_op_threads", "inter_op_threads")}
     result = {"images": len(batch), "source": source, "threads": threads, "models": {}}
     for model in NPY_MODELS:
         raw = onnxruntime_images_per_s(model, batch, args.duration, threads)
@@ -302,6 +334,71 @@ def ratios(runs: list[dict], connections: list[int]) -> dict[str, dict[str, floa
     return table
 
 
+def check_targets(result: dict) -> list[dict]:
+    """Issue 8's goals for latentserve, with this run's figures (None where not measured)."""
+    connections = result["settings"]["connections"]
+    low, high = min(connections), max(connections)
+    rps_ratio = {label: values.get(str(low)) for label, values in result["ratios"].items()}
+    runs = {(r["target"], r["connections"]): r for r in result["runs"] if "rps" in r}
+    ae = runs.get(("latentserve /encode mnist-ae", low))
+    loaded = [r for r in result["runs"] if r["target"].startswith("latentserve")]
+    loaded = [r for r in loaded if r.get("connections", high) == high]
+    deadline = result["settings"]["latentserve_effective"]["queue_deadline_ms"]
+    goals = [
+        (
+            f"/encode mnist-ae : peer /encode, c={low}",
+            ">=",
+            2.0,
+            rps_ratio.get("/encode mnist-ae : peer /encode"),
+        ),
+        (f"/encode mnist-ae : bare, c={low}", ">=", 0.4, rps_ratio.get("/encode mnist-ae : bare")),
+        (
+            f"/encode mnist-ae p99 : p50, c={low}",
+            "<=",
+            3.0,
+            ae and ae["latency_ms"]["p99"] / ae["latency_ms"]["p50"],
+        ),
+        (
+            f"/encode mnist-vae : /encode mnist-ae, c={low}",
+            ">=",
+            0.8,
+            rps_ratio.get("/encode mnist-vae : /encode mnist-ae"),
+        ),
+        (f"/decode : peer /decode, c={low}", ">=", 1.5, rps_ratio.get("/decode : peer /decode")),
+        (
+            f"/reconstruct : peer /reconstruct, c={low}",
+            ">=",
+            1.5,
+            rps_ratio.get("/reconstruct : peer /reconstruct"),
+        ),
+        (
+            f"latentserve errors other than 503, c={high}",
+            "<=",
+            0,
+            sum(r.get("errors", 1) for r in loaded) if loaded else None,
+        ),
+        (
+            f"latentserve worst p99 : queue deadline, c={high}",
+            "<=",
+            1.0,
+            max(r["latency_ms"]["p99"] for r in loaded if "rps" in r) / deadline
+            if deadline and any("rps" in r for r in loaded)
+            else None,
+        ),
+    ]
+    for model, entry in result.get("npy", {}).get("models", {}).items():
+        goals.append((f"npy /encode {model} : raw ONNX Runtime", ">=", 0.5, entry.get("ratio")))
+    return [
+        {
+            "target": label,
+            "goal": f"{op} {goal:g}",
+            "measured": None if value is None else round(value, 3),
+            "met": None if value is None else (value >= goal if op == ">=" else value <= goal),
+        }
+        for label, op, goal, value in goals
+    ]
+
+
 def print_report(result: dict) -> None:
     connections = result["settings"]["connections"]
     load = result["machine"]["load_average_start"]
@@ -328,6 +425,11 @@ def print_report(result: dict) -> None:
                 f"  {model:<10} service {served} img/s, raw ONNX Runtime {raw} img/s, "
                 f"ratio {entry.get('ratio', 'n/a')}"
             )
+    print(f"\n{'issue 8 target':<48}{'measured':>10}  {'goal':<7} met")
+    for target in result["targets"]:
+        measured = "n/a" if target["measured"] is None else f"{target['measured']:.2f}"
+        met = {True: "yes", False: "NO", None: "-"}[target["met"]]
+        print(f"{target['target']:<48}{measured:>10}  {target['goal']:<7} {met}")
     for target, reason in result["skipped"].items():
         print(f"skipped {target}: {reason}")
 
@@ -363,6 +465,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a latentserve setting (LATENTSERVE_ prefix optional); repeatable",
     )
     parser.add_argument("--npy-images", type=int, default=1024, help="images per .npy request")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="record py-spy profiles of latentserve at the first connection count into DIR",
+    )
     parser.add_argument("--output", type=Path, help="the JSON file (bench/results/serve_rps-*)")
     args = parser.parse_args(argv)
     unknown = set(args.only) - set(TARGETS)
@@ -388,6 +496,12 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": {},
     }
     result["settings"]["latentserve"] = latentserve_settings(args)
+    result["settings"]["latentserve_effective"] = service_settings(latentserve_settings(args))
+    if args.py_spy:
+        if not pyspy.binary():
+            print("--py-spy needs py-spy: pip install py-spy", file=sys.stderr)
+            return 2
+        args.py_spy.mkdir(parents=True, exist_ok=True)
     if "peer" in args.only and not all(map(importlib.util.find_spec, ("torch", "torchvision"))):
         args.only.remove("peer")
         result["skipped"]["peer"] = (
@@ -405,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         if "npy" in args.only:
             result["npy"] = run_npy(workdir, args)
     result["ratios"] = ratios(result["runs"], args.connections)
+    result["targets"] = check_targets(result)
     result["machine"]["load_average_end"] = machine.load_average()
     print_report(result)
     path = args.output or RESULTS / f"serve_rps-{datetime.now():%Y%m%d-%H%M%S}.json"

@@ -64,6 +64,20 @@ def test_ratios_and_context_are_recorded(result):
     assert result["commit"] and result["servers"]["latentserve"]["ready_s"] > 0
 
 
+def test_issue_targets_are_checked_against_the_figures(result):
+    targets = {target["target"]: target for target in result["targets"]}
+    errors = targets["latentserve errors other than 503, c=4"]
+    assert errors == {**errors, "measured": 0, "met": True}
+    vae = targets["/encode mnist-vae : /encode mnist-ae, c=4"]
+    ratio = result["ratios"]["/encode mnist-vae : /encode mnist-ae"]["4"]
+    assert vae["goal"] == ">= 0.8" and vae["measured"] == ratio and vae["met"] == (ratio >= 0.8)
+    for model in ("mnist-ae", "mnist-vae"):
+        npy = targets[f"npy /encode {model} : raw ONNX Runtime"]
+        assert npy["measured"] == result["npy"]["models"][model]["ratio"]
+    peer = targets["/encode mnist-ae : peer /encode, c=4"]
+    assert (peer["measured"] is not None) == HAS_TORCH
+
+
 def test_npy_batches_are_compared_with_onnxruntime(result):
     npy = result["npy"]
     assert npy["images"] == 64 and npy["threads"]["intra_op_threads"] >= 0
