@@ -36,9 +36,9 @@ class BatchPolicy:
     max_wait: float = 0.0  # seconds an idle runner lingers to let a batch fill
     max_queue: int = 256  # requests waiting; one more is refused
     deadline: float = 0.5  # seconds a request may wait before it is shed
-    # A batch this small (input values) runs on the event loop: the graph call costs less than
-    # handing it to the graph's thread and back. Larger batches leave the loop.
-    inline_values: int = 16 * 28 * 28
+    # A batch expected to take less than this runs on the event loop: handing it to the graph's
+    # thread and back would cost more. Longer batches leave the loop, lest they stall it.
+    inline_seconds: float = 0.0002
 
 
 class RunnerObserver:
@@ -75,6 +75,7 @@ class GraphRunner:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"graph-{name}")
+        self._seconds_per_image: float | None = None  # running average; None until measured
 
     @property
     def depth(self) -> int:
@@ -162,13 +163,12 @@ class GraphRunner:
 
     async def _execute(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
         images = sum(request.count for request in batch)
-        start = time.perf_counter()
         try:
             inputs = _concatenate([request.inputs for request in batch])
-            if sum(array.size for array in inputs.values()) <= self.policy.inline_values:
-                outputs = self._run_graph(inputs)
+            if self._expected_seconds(images) <= self.policy.inline_seconds:
+                outputs, seconds = self._timed_run(inputs)
             else:
-                outputs = await loop.run_in_executor(self._thread, self._run_graph, inputs)
+                outputs, seconds = await loop.run_in_executor(self._thread, self._timed_run, inputs)
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0].future, exception=exc)
@@ -176,12 +176,29 @@ class GraphRunner:
                 for request in batch:
                     await self._execute([request], loop)
             return
-        self._observer.batch(images, time.perf_counter() - start)
+        self._observer.batch(images, seconds)
+        self._learn(seconds / images)
         offset = 0
         for request in batch:
             end = offset + request.count
             _settle(request.future, {name: array[offset:end] for name, array in outputs.items()})
             offset = end
+
+    def _timed_run(self, inputs: Arrays) -> tuple[Arrays, float]:
+        start = time.perf_counter()
+        outputs = self._run_graph(inputs)
+        return outputs, time.perf_counter() - start
+
+    def _expected_seconds(self, images: int) -> float:
+        if self._seconds_per_image is None:
+            return math.inf  # not measured yet: the first call takes the thread
+        return images * self._seconds_per_image
+
+    def _learn(self, seconds_per_image: float) -> None:
+        known = self._seconds_per_image
+        self._seconds_per_image = (
+            seconds_per_image if known is None else 0.9 * known + 0.1 * seconds_per_image
+        )
 
 
 def _concatenate(parts: list[Arrays]) -> Arrays:

@@ -128,8 +128,10 @@ class ModelInfo(BaseModel):
     parity: dict[str, float]
     has_reference: bool
     calibration: Calibration | None = Field(
-        None, description="Anomaly-score thresholds and validation quantiles (POST /score); "
-        "null for a model exported without them.")
+        None,
+        description="Anomaly-score thresholds and validation quantiles (POST /score); "
+        "null for a model exported without them.",
+    )
     created: str
 
 

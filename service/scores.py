@@ -28,8 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LOG_FLOOR = -100.0  # torch's binary_cross_entropy clamps its logarithms here; so do we
-CORRECTED = {"reconstruction": "reconstruction_minus_entropy",
-             "neg_elbo": "neg_elbo_minus_entropy"}
+CORRECTED = {"reconstruction": "reconstruction_minus_entropy", "neg_elbo": "neg_elbo_minus_entropy"}
 
 
 @dataclass(frozen=True)
@@ -43,22 +42,31 @@ def spec(name: str, reconstruction: str = "bce") -> ScoreSpec:
     """The name, unit and one-line meaning of a score."""
     if name == "reconstruction":
         if reconstruction == "mse":
-            return ScoreSpec(name, "squared error",
-                             "squared error of the reconstruction, summed over pixels")
-        return ScoreSpec(name, "nats",
-                         "binary cross-entropy of the reconstruction, summed over pixels")
+            return ScoreSpec(
+                name, "squared error", "squared error of the reconstruction, summed over pixels"
+            )
+        return ScoreSpec(
+            name, "nats", "binary cross-entropy of the reconstruction, summed over pixels"
+        )
     if name == "neg_elbo":
-        return ScoreSpec(name, "nats", "negative ELBO: reconstruction at the posterior mean "
-                         "+ KL(q(z|x) || N(0, I))")
+        return ScoreSpec(
+            name,
+            "nats",
+            "negative ELBO: reconstruction at the posterior mean + KL(q(z|x) || N(0, I))",
+        )
     if name in CORRECTED.values():
         plain = spec(name.removesuffix("_minus_entropy"), reconstruction)
-        return ScoreSpec(name, "nats", f"{plain.name} minus the image's own Bernoulli entropy "
-                         "(input-complexity correction)")
+        return ScoreSpec(
+            name,
+            "nats",
+            f"{plain.name} minus the image's own Bernoulli entropy (input-complexity correction)",
+        )
     raise ValueError(f"unknown score {name!r}")
 
 
-def reconstruction_error(images: np.ndarray, reconstructions: np.ndarray,
-                         kind: str = "bce") -> np.ndarray:
+def reconstruction_error(
+    images: np.ndarray, reconstructions: np.ndarray, kind: str = "bce"
+) -> np.ndarray:
     """Per-image loss [N] summed over pixels: Bernoulli NLL ("bce") or squared error ("mse")."""
     x = _flat(images)
     y = _flat(reconstructions)
@@ -87,9 +95,14 @@ def bernoulli_entropy(images: np.ndarray) -> np.ndarray:
     return -terms.sum(axis=1)
 
 
-def compute(name: str, images: np.ndarray, reconstructions: np.ndarray,
-            mean: np.ndarray | None = None, logvar: np.ndarray | None = None,
-            reconstruction: str = "bce") -> np.ndarray:
+def compute(
+    name: str,
+    images: np.ndarray,
+    reconstructions: np.ndarray,
+    mean: np.ndarray | None = None,
+    logvar: np.ndarray | None = None,
+    reconstruction: str = "bce",
+) -> np.ndarray:
     """Score `name` per image [N] (float64) from the model's outputs on `images`.
 
     `reconstructions` decode the posterior mean (the latent of deterministic models);
@@ -124,8 +137,9 @@ def quantiles(scores: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return np.quantile(np.asarray(scores, np.float64), levels)
 
 
-def percentiles(scores: np.ndarray, levels: np.ndarray | list[float],
-                values: np.ndarray | list[float]) -> np.ndarray:
+def percentiles(
+    scores: np.ndarray, levels: np.ndarray | list[float], values: np.ndarray | list[float]
+) -> np.ndarray:
     """Where each score falls in the calibrated distribution, in percent [0, 100].
 
     Linear between the stored quantiles; a score below the smallest validation score is at 0,
