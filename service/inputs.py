@@ -79,11 +79,11 @@ def image_from_item(item: ImageItem, spec: ImageSpec, settings: Settings) -> np.
     return image_from_nested(item, spec)
 
 
-def check_count(count: int, settings: Settings) -> None:
+def check_count(count: int, settings: Settings, what: str = "images") -> None:
     if count == 0:
-        raise BadInput("no images in the request")
+        raise BadInput(f"no {what} in the request")
     if count > settings.max_images:
-        raise BadInput(f"{count} images in one request; the limit is {settings.max_images}")
+        raise BadInput(f"{count} {what} in one request; the limit is {settings.max_images}")
 
 
 async def read_images(

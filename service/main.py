@@ -19,7 +19,7 @@ from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.settings import Settings, get_settings
 from service.openapi import build_openapi
 from service.registry import load_registry
-from service.routes import decode, encode, health, interpolate, models, sample, web
+from service.routes import decode, encode, health, interpolate, models, sample, v2, web
 from service.routes.lean import lean_routes
 from service.state import AppState
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.latentserve = state
     state.metrics.watch_queues(state.queue_depths)
     install_error_handlers(app)
-    for module in (encode, decode, sample, interpolate, models, health):
+    for module in (encode, decode, sample, interpolate, models, health, v2):
         app.include_router(module.router)
     # The routes that run models are served lean, ahead of their documented twins.
     app.router.routes[:0] = lean_routes(
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
+    app.add_middleware(v2.ErrorBodies)  # outside the others: /v2 errors in the protocol's form
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
     return app

@@ -162,6 +162,14 @@ class Manifest(_Strict):
     def num_classes(self) -> int:
         return len(self.classes or [])
 
+    def item_shape(self, tensor: str) -> tuple[int, ...]:
+        """The shape of one batch item of a graph's tensor, by the tensor's name."""
+        if tensor == "image":
+            return self.image.shape
+        if tensor == "label":
+            return (self.num_classes,)
+        return (self.latent_dim,)  # latent, mean, logvar
+
 
 class ReferenceSet(_Strict):
     """Contents of the reference file: a 2-D latent map and per-class latent means.

@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 
 from service.core.auth import document_security
 from service.core.errors import PROBLEM_JSON
+from service.inference_protocol import V2InferenceRequest
 from service.manifest import ReferenceSet
 from service.schemas import DecodeRequest, EncodeRequest, ImagesRequest, InterpolateRequest
 
@@ -25,7 +26,14 @@ OPENAPI_FILE = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
 # Request bodies the routes read themselves (they accept several media types), and the
 # reference set; FastAPI cannot see them, so they are added to the components here.
-EXTRA_SCHEMAS = (EncodeRequest, ImagesRequest, DecodeRequest, InterpolateRequest, ReferenceSet)
+EXTRA_SCHEMAS = (
+    EncodeRequest,
+    ImagesRequest,
+    DecodeRequest,
+    InterpolateRequest,
+    ReferenceSet,
+    V2InferenceRequest,
+)
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

@@ -46,7 +46,8 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
 
-def start_server(model_dir: Path, log: Path, **settings: str) -> Server:
+def start_server(model_dir: Path, log: Path, ready: str = "/readyz", **settings: str) -> Server:
+    """A uvicorn server on loopback, once `ready` answers 200."""
     port = free_port()
     env = {
         **os.environ,
@@ -60,17 +61,17 @@ def start_server(model_dir: Path, log: Path, **settings: str) -> Server:
         [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=handle, stderr=handle
     )
     server = Server(f"http://127.0.0.1:{port}", process, log)
-    wait_ready(server)
+    wait_ready(server, ready)
     return server
 
 
-def wait_ready(server: Server, timeout: float = 90) -> None:
+def wait_ready(server: Server, path: str = "/readyz", timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass

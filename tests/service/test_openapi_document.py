@@ -13,14 +13,19 @@ def test_openapi_file_matches_the_code():
 
 
 def test_every_route_documents_its_errors_as_problem_json():
+    """...except the Open Inference Protocol's, whose errors are its own {"error": "..."}."""
     document = json.loads(render())
+    v2_error = {"application/json": {"schema": {"$ref": "#/components/schemas/V2Error"}}}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             errors = {code: r for code, r in operation["responses"].items() if code[0] in "45"}
             if path not in ("/healthz", "/readyz", "/metrics"):
                 assert errors, f"{method} {path} documents no errors"
             for code, response in errors.items():
-                if path != "/readyz":
+                if path.startswith("/v2"):
+                    assert response["content"] == v2_error, (path, code)
+                    assert operation["tags"] == ["open inference protocol (v2)"]
+                elif path != "/readyz":
                     assert "application/problem+json" in response["content"], (path, code)
 
 
@@ -37,6 +42,9 @@ def test_examples_work_against_the_shipped_models(shipped):
     examples = list(json_examples(json.loads(render())))
     assert len(examples) >= 8
     for method, path, name, body, model in examples:
-        params = {"model": model} if model else {}
+        if "{model}" in path:  # the Open Inference Protocol names its model in the path
+            path, params = path.format(model=model, version="1"), {}
+        else:
+            params = {"model": model} if model else {}
         response = shipped.request(method.upper(), path, json=body, params=params)
         assert response.status_code == 200, (path, name, response.text)
