@@ -20,7 +20,7 @@ from service.core.errors import PROBLEM_JSON, problem_response
 from service.core.settings import Settings
 
 MIN_KEY_LENGTH = 16
-ALWAYS_OPEN = ("/healthz", "/readyz")
+ALWAYS_OPEN = ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")  # the probes
 BEARER = "bearerAuth"
 API_KEY_HEADER = "apiKeyHeader"
 SECURITY_SCHEMES = {

@@ -47,9 +47,16 @@ ModelPath = Path(
 VersionPath = Path(description="The one version, 1.", examples=["1"])
 
 
-def errors(*statuses: int) -> dict[int | str, dict]:
+def errors(*statuses: int, protected: bool = True) -> dict[int | str, dict]:
+    documented = {status: {"model": V2Error, "description": "Error"} for status in statuses}
+    if protected:
+        documented[401] = {
+            "model": V2Error,
+            "description": "No API key, or an unknown one (only where the server has API keys)",
+        }
     # Declaring "4XX" also keeps FastAPI from documenting a 422 this protocol never answers.
-    return {status: {"model": V2Error, "description": "Error"} for status in (*statuses, "4XX")}
+    documented["4XX"] = {"model": V2Error, "description": "Other errors of the request"}
+    return documented
 
 
 HEALTH = {"description": "200: true; 4xx: false. The body is empty.", "response_class": Response}
@@ -62,13 +69,16 @@ async def server_metadata(request: Request) -> Response:
     )
 
 
-@router.get("/health/live", summary="Server live", responses=errors(), **HEALTH)
+@router.get("/health/live", summary="Server live", responses=errors(protected=False), **HEALTH)
 async def server_live() -> Response:
     return Response()
 
 
 @router.get(
-    "/health/ready", summary="Server ready: the models are loaded", responses=errors(400), **HEALTH
+    "/health/ready",
+    summary="Server ready: the models are loaded",
+    responses=errors(400, protected=False),
+    **HEALTH,
 )
 async def server_ready(request: Request) -> Response:
     registry = app_state(request).registry

@@ -498,14 +498,24 @@ def test_shed_requests_get_503_with_retry_after(tmp_path):
         stop_server(server)
 
 
-def test_a_server_without_models_is_live_but_not_ready(tmp_path):
+def test_a_keyed_server_without_models_is_live_but_not_ready(tmp_path):
+    """Its probes stay open; everything else needs the key, and says so in the protocol's form."""
     (tmp_path / "empty").mkdir()
-    server = start_server(tmp_path / "empty", tmp_path / "server.log", ready="/v2/health/live")
+    key = "v2-test-key-0123456789"
+    server = start_server(
+        tmp_path / "empty", tmp_path / "server.log", ready="/v2/health/live", api_keys=key
+    )
     try:
-        with connect(server) as empty:
-            assert empty.is_server_live() and not empty.is_server_ready()
+        with connect(server) as anonymous:
+            assert anonymous.is_server_live() and not anonymous.is_server_ready()
             with pytest.raises(InferenceServerException) as caught:
-                empty.get_model_metadata("mnist-vae-encoder")
-        assert caught.value.status() == "404"
+                anonymous.get_server_metadata()
+            assert caught.value.status() == "401" and caught.value.message()
+        with connect(server) as keyed:
+            metadata = keyed.get_server_metadata(headers={"Authorization": f"Bearer {key}"})
+            assert metadata["name"] == "latentserve"
+            with pytest.raises(InferenceServerException) as caught:
+                keyed.get_model_metadata("mnist-vae-encoder", headers={"X-API-Key": key})
+            assert caught.value.status() == "404"
     finally:
         stop_server(server)
