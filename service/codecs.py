@@ -113,6 +113,8 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
 
 def _to_range(unit: np.ndarray, spec: ImageSpec) -> np.ndarray:
     low, high = spec.value_range
+    if (low, high) == (0.0, 1.0):
+        return unit
     return (unit * (high - low) + low).astype(np.float32)
 
 
