@@ -278,8 +278,7 @@ def service_settings(env: dict[str, str]) -> dict[str, str | int | float | None]
 
 def run_npy(workdir: Path, args: argparse.Namespace) -> dict:
     batch, source = digits(args.npy_images)
-    # The default max_images (256) bounds one request; a batch benchmark lifts it to its batch.
-    settings = {"LATENTSERVE_MAX_IMAGES": str(args.npy_images)} | latentserve_settings(args)
+    settings = latentserve_settings(args)
     server = servers.latentserve(workdir / "npy.log", settings)
     try:
         server.wait_ready()
