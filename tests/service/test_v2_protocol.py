@@ -16,10 +16,12 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from service.core.settings import Settings
 from tests.service.conftest import Server, shipped_models_dir, start_server, stop_server
 from tests.service.helpers import npy, read_npy
 
 TOLERANCE = 1e-6
+MAX_ITEMS = Settings.model_fields["max_images"].default  # the shipped server's limit
 
 
 def connect(server: Server) -> triton.InferenceServerClient:
@@ -291,9 +293,9 @@ def bad_requests() -> list:
         ),
         pytest.param(
             "mnist-vae-2d-decoder",
-            [tensor("latent", np.zeros((257, 2), np.float32))],
+            [tensor("latent", np.zeros((MAX_ITEMS + 1, 2), np.float32))],
             400,
-            ["257", "limit is 256"],
+            [str(MAX_ITEMS + 1), f"limit is {MAX_ITEMS}"],
             id="too-many",
         ),
     ]
