@@ -1,8 +1,8 @@
 """The docker-compose topology on loopback, without Docker: N service replicas behind nginx.
 
 Each replica is `python -m service` (what `latentserve-serve` runs) on its own port; nginx runs
-the repo's deploy/nginx.conf with the `api` upstream rewritten to those ports. Used by
-tests/deploy and bench/, and by hand:
+the repo's deploy/nginx.conf with the replicas it resolves by name (`api`) replaced by an
+upstream of those ports. Used by tests/deploy and bench/, and by hand:
 
     python -m deploy.loopback --replicas 3      # prints the entry URL, Ctrl-C stops all
 """
@@ -109,24 +109,29 @@ def start_replica(model_dir: Path, log_dir: Path, env: dict[str, str] | None = N
     return Replica(port, process)
 
 
+LOOPBACK_UPSTREAM = "latentserve_loopback"
+
+
 def render_nginx_conf(
     source: str, listen_port: int, upstream_ports: list[int], workdir: Path
 ) -> str:
-    """The repo's nginx config with the `api` upstream and the listen port moved to loopback.
+    """The repo's nginx config with the replicas and the listen port moved to loopback.
 
-    Every rewrite must match exactly once, so a change to deploy/nginx.conf that this function
-    does not understand fails loudly instead of testing a different topology.
+    `$api_replicas` names an upstream of the loopback ports instead of the compose service
+    (nginx looks a variable's value up among its upstreams before resolving it), so no DNS
+    resolver is needed. Every rewrite must match exactly once, so a change to deploy/nginx.conf
+    that this function does not understand fails loudly instead of testing another topology.
     """
-
-    def upstream_servers(match: re.Match) -> str:
-        indent, options = match.group(1), match.group(2).replace(" resolve", "")
-        return "\n".join(f"{indent}server 127.0.0.1:{p}{options};" for p in upstream_ports)
-
+    servers = "".join(
+        f"\n        server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;" for p in upstream_ports
+    )
+    upstream = f"\n    upstream {LOOPBACK_UPSTREAM} {{{servers}\n        keepalive 16;\n    }}"
     temp_paths = "".join(f"\n    {name}_temp_path {workdir / name};" for name in NGINX_TEMP_DIRS)
     rewrites = [
-        (r"^(\s*)server api:\d+([^;]*);", upstream_servers),
+        (r"^(\s*)set \$api_replicas api:\d+;", rf"\1set $api_replicas {LOOPBACK_UPSTREAM};"),
+        (r"^\s*include /etc/nginx/resolver\.conf;\n", ""),
         (r"^(\s*)listen \d+;", rf"\1listen 127.0.0.1:{listen_port};"),
-        (r"^http \{", lambda m: m.group(0) + temp_paths),
+        (r"^http \{", lambda m: m.group(0) + temp_paths + upstream),
     ]
     for pattern, replacement in rewrites:
         source, count = re.subn(pattern, replacement, source, flags=re.M)

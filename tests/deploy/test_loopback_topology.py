@@ -57,13 +57,15 @@ def test_rewritten_config_keeps_everything_but_the_addresses():
     rendered = render(source, 19999, [19001, 19002], Path("/tmp/x"))
     assert "server 127.0.0.1:19001 max_fails=2 fail_timeout=5s;" in rendered
     assert "server 127.0.0.1:19002 max_fails=2 fail_timeout=5s;" in rendered
-    assert "listen 127.0.0.1:19999;" in rendered and "api:" not in rendered
-    kept = [
-        line for line in source.splitlines() if "server api:" not in line and "listen" not in line
-    ]
+    assert "set $api_replicas latentserve_loopback;" in rendered
+    assert "listen 127.0.0.1:19999;" in rendered
+    directives = [line for line in rendered.splitlines() if not line.strip().startswith("#")]
+    assert not [line for line in directives if "api:" in line or "resolver.conf" in line]
+    changed = ("set $api_replicas", "listen", "include /etc/nginx/resolver.conf")
+    kept = [line for line in source.splitlines() if not any(c in line for c in changed)]
     assert all(line in rendered for line in kept)
     with pytest.raises(ValueError, match="expected one match"):
-        render(source.replace("server api:8000", "server backend:8000"), 1, [2], Path("/tmp"))
+        render(source.replace("api:8000", "backend:8000"), 1, [2], Path("/tmp"))
 
 
 def test_requests_spread_over_every_replica(topology):
