@@ -148,16 +148,14 @@ def _read_input(item: object, tail: memoryview, offset: int) -> tuple[str, np.nd
             raise BadRequest(f"the body ends inside input {name!r}'s binary data")
         array = np.frombuffer(tail, dtype, count, offset)
         offset += size
-    with np.errstate(over="ignore"):
-        return name, array.astype(np.float32).reshape(shape), offset
+    return name, array.astype(np.float32).reshape(shape), offset
 
 
 def _from_json(data: object, name: str, count: int) -> np.ndarray:
     if data is None:
         raise BadRequest(f"input {name!r} has no data (and no binary_data_size)")
     try:
-        with np.errstate(over="ignore"):
-            array = np.asarray(data, dtype=np.float32)
+        array = np.asarray(data, dtype=np.float32)
     except (ValueError, TypeError, OverflowError) as exc:
         raise BadRequest(f"input {name!r}: data must be a (nested) list of numbers") from exc
     if array.size != count:

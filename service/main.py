@@ -52,9 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (encode, decode, sample, interpolate, models, health, v2):
         app.include_router(module.router)
+    app.include_router(v2.infer_router)
     # The routes that run models are served lean, ahead of their documented twins.
     app.router.routes[:0] = lean_routes(
-        encode.router, decode.router, sample.router, interpolate.router
+        encode.router, decode.router, sample.router, interpolate.router, v2.infer_router
     )
     if web.STATIC_DIR.is_dir():
         app.include_router(web.router)  # last: its catch-all path must not shadow the API

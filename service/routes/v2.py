@@ -126,7 +126,26 @@ async def model_version_metadata(
     return _metadata(request, model, version)
 
 
-INFER_DOC = {
+def path_parameter(name: str, description: str, example: str) -> dict:
+    schema = {"type": "string", "title": name.title()}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+        "example": example,
+    }
+
+
+MODEL_PARAMETER = path_parameter("model", ModelPath.description, "mnist-vae-2d-decoder")
+VERSION_PARAMETER = path_parameter("version", VersionPath.description, "1")
+
+# The infer routes read their path themselves, so that they can be served lean (routes/lean.py)
+# like the domain routes that run models; their parameters are documented by hand.
+infer_router = APIRouter(prefix="/v2", tags=[TAG])
+
+INFER_DOC: dict = {
     "response_model": V2InferenceResponse,
     "description": (
         "Tensors as JSON `data`, or as binary data after the JSON header "
@@ -158,7 +177,7 @@ INFER_DOC = {
                 },
                 OCTETS: {"schema": BINARY},
             },
-        }
+        },
     },
     "responses": {
         200: {"content": binary_outputs(OCTETS)},
@@ -167,18 +186,24 @@ INFER_DOC = {
 }
 
 
-@router.post("/models/{model}/infer", summary="Inference", **INFER_DOC)
-async def infer(request: Request, model: str = ModelPath) -> Response:
-    return await _infer(request, model, None)
+def infer_doc(*parameters: dict) -> dict:
+    extra = {**INFER_DOC["openapi_extra"], "parameters": list(parameters)}
+    return {**INFER_DOC, "openapi_extra": extra}
 
 
-@router.post(
-    "/models/{model}/versions/{version}/infer", summary="Inference on a version", **INFER_DOC
+@infer_router.post("/models/{model}/infer", summary="Inference", **infer_doc(MODEL_PARAMETER))
+async def infer(request: Request) -> Response:
+    return await _infer(request, request.path_params["model"], None)
+
+
+@infer_router.post(
+    "/models/{model}/versions/{version}/infer",
+    summary="Inference on a version",
+    **infer_doc(MODEL_PARAMETER, VERSION_PARAMETER),
 )
-async def infer_version(
-    request: Request, model: str = ModelPath, version: str = VersionPath
-) -> Response:
-    return await _infer(request, model, version)
+async def infer_version(request: Request) -> Response:
+    path = request.path_params
+    return await _infer(request, path["model"], path["version"])
 
 
 def _resolve(request: Request, name: str, version: str | None) -> tuple[ServedModel, GraphKind]:
