@@ -18,15 +18,21 @@ ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 # 17 MB) and ONNX Runtime's offline tool kits (transformers, quantization, tools: 10 MB).
 # docs/deploy.md lists what remains.
 # ---------------------------------------------------------------------------------------------
+# The serving dependencies, read from pyproject.toml. Installed before the code is copied, from
+# this file alone, so that a change to the code or to another part of pyproject.toml (an extra,
+# a tool's settings) reuses the installed layer.
+FROM ${PYTHON_IMAGE} AS requirements
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt
+
 FROM ${PYTHON_IMAGE} AS build-cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# The dependencies first, read from pyproject.toml alone: a change to the code reuses this layer.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
- && python -m venv /opt/venv \
+COPY --from=requirements /src/requirements.txt ./
+RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install -r requirements.txt
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY service ./service
 COPY client ./client
 RUN /opt/venv/bin/pip install --no-deps . \
@@ -41,13 +47,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml ./
+COPY --from=requirements /src/requirements.txt ./
 # onnxruntime and onnxruntime-gpu install the same module: the GPU build replaces the CPU one.
-RUN python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
-  | sed 's/^onnxruntime\b.*/onnxruntime-gpu>=1.18/' > requirements.txt \
+RUN sed -i 's/^onnxruntime\b.*/onnxruntime-gpu>=1.18/' requirements.txt \
  && python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install -r requirements.txt
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY service ./service
 COPY client ./client
 RUN /opt/venv/bin/pip install --no-deps . \

@@ -10,6 +10,7 @@ nothing behind.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -29,7 +30,7 @@ from tests.deploy.containers import ROOT, compose_binary, podman, podman_environ
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-PROJECT = "latentserve-test"
+PROJECT = f"latentserve-test-{os.getpid()}"  # beside a user's project, or another run's
 COMPOSE_FILES = ("docker-compose.yml", "deploy/podman/compose.override.yml")
 REPLICAS = 3
 MAX_FAILED_FRACTION = 0.001
