@@ -13,6 +13,7 @@ import math
 import re
 import struct
 import warnings
+import zlib
 
 import numpy as np
 import pyspng
@@ -237,11 +238,29 @@ def to_uint8(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """One [H,W,C] uint8 image as PNG."""
-    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """One [H,W,C] uint8 image (1 or 3 channels) as an 8-bit PNG: unfiltered rows, zlib level 6.
+
+    Written here rather than by Pillow: for a 28x28 image, Pillow's encoder set-up costs twice
+    the compression itself, and /decode answers a PNG per image (docs/service.md). Pillow reads
+    these files back to the same pixels (tests/service/test_service_units.py).
+    """
+    height, width, channels = pixels.shape
+    rows = np.zeros((height, 1 + width * channels), np.uint8)  # each row: filter byte 0, pixels
+    rows[:, 1:] = pixels.reshape(height, width * channels)
+    colour = PNG_GRAY if channels == 1 else PNG_RGB
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    return b"".join(
+        (
+            PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_base64(images: np.ndarray, spec: ImageSpec) -> list[str]:

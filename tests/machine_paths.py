@@ -14,16 +14,21 @@ MACHINE_PATH = re.compile(
 
 def machine_paths(path: Path) -> list[str]:
     """'file: match' for every absolute machine path in the file (and in its zip members)."""
-    found = [f"{path.name}: {m.group().decode(errors='replace')}"
-             for m in MACHINE_PATH.finditer(path.read_bytes())]
+    found = [
+        f"{path.name}: {m.group().decode(errors='replace')}"
+        for m in MACHINE_PATH.finditer(path.read_bytes())
+    ]
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for member in archive.namelist():
-                found += [f"{path.name}!{member}: {m.group().decode(errors='replace')}"
-                          for m in MACHINE_PATH.finditer(archive.read(member))]
+                found += [
+                    f"{path.name}!{member}: {m.group().decode(errors='replace')}"
+                    for m in MACHINE_PATH.finditer(archive.read(member))
+                ]
     return found
 
 
 def machine_paths_below(folder: Path) -> list[str]:
-    return [hit for path in sorted(folder.rglob("*")) if path.is_file()
-            for hit in machine_paths(path)]
+    return [
+        hit for path in sorted(folder.rglob("*")) if path.is_file() for hit in machine_paths(path)
+    ]

@@ -28,8 +28,14 @@ def exported(tmp_path_factory, splits):
     for family in ("cvae", "ae"):
         model = trained_model(family, splits)
         metrics = evaluate(model, splits, iw_samples=10)
-        export_model(model, splits, root / f"tiny-{family}", metrics=metrics,
-                     training={"steps": 20, "hidden": [32]}, outliers=outlier_sets(splits))
+        export_model(
+            model,
+            splits,
+            root / f"tiny-{family}",
+            metrics=metrics,
+            training={"steps": 20, "hidden": [32]},
+            outliers=outlier_sets(splits),
+        )
         folders[family] = (root / f"tiny-{family}", model)
     return folders
 

@@ -24,8 +24,10 @@ def onnx_scores(folder, manifest: Manifest, name: str, images: np.ndarray) -> np
     decoder = ort.InferenceSession(str(folder / "decoder.onnx"))
     labels = [{}]
     if manifest.conditional:
-        labels = [{"label": np.eye(manifest.num_classes, dtype=np.float32)[[c] * len(images)]}
-                  for c in range(manifest.num_classes)]
+        labels = [
+            {"label": np.eye(manifest.num_classes, dtype=np.float32)[[c] * len(images)]}
+            for c in range(manifest.num_classes)
+        ]
     per_label = []
     for label in labels:
         out = encoder.run(None, {"image": images, **label})
@@ -40,14 +42,17 @@ def test_manifest_names_each_score_and_its_held_out_figures(folder_and_model, sp
     calibration = read_manifest(folder).calibration
     plain = "neg_elbo" if model.variational else "reconstruction"
     assert calibration.split == "validation" and calibration.images == len(splits.val)
-    assert (calibration.score.name, calibration.corrected.name) == (
-        plain, f"{plain}_minus_entropy")
+    assert (calibration.score.name, calibration.corrected.name) == (plain, f"{plain}_minus_entropy")
     for score in (calibration.score, calibration.corrected):
         assert score.unit == "nats" and score.threshold_quantile == 0.99
         assert score.levels == scores.quantile_levels().tolist()
         assert set(score.evaluation) == {
-            "test_false_alarm_rate", "auroc_inverted", "detected_inverted",
-            "auroc_gaussian_noise_0.5", "detected_gaussian_noise_0.5"}
+            "test_false_alarm_rate",
+            "auroc_inverted",
+            "detected_inverted",
+            "auroc_gaussian_noise_0.5",
+            "detected_gaussian_noise_0.5",
+        }
         assert all(0.0 <= value <= 1.0 for value in score.evaluation.values())
 
 
@@ -82,8 +87,14 @@ def test_exported_files_name_no_machine_path(folder_and_model):
 def test_export_is_deterministic_down_to_the_onnx_bytes(exported, splits, tmp_path):
     folder, _ = exported["ae"]
     again = tmp_path / folder.name
-    export_model(trained_model("ae", splits), splits, again, metrics={"recon_mse": 0.0},
-                 training={"steps": 20, "hidden": [32]}, outliers=outlier_sets(splits))
+    export_model(
+        trained_model("ae", splits),
+        splits,
+        again,
+        metrics={"recon_mse": 0.0},
+        training={"steps": 20, "hidden": [32]},
+        outliers=outlier_sets(splits),
+    )
     for graph in ("encoder.onnx", "decoder.onnx"):
         assert (again / graph).read_bytes() == (folder / graph).read_bytes(), graph
     assert read_manifest(again).calibration == read_manifest(folder).calibration

@@ -89,8 +89,9 @@ def test_torchscript_and_onnx_agree_with_pytorch(folder_and_model, splits, batch
         with torch.no_grad():
             expected = module(*inputs)
         expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
-        session = ort.InferenceSession(str(folder / f"{part}.onnx"),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(folder / f"{part}.onnx"), providers=["CPUExecutionProvider"]
+        )
         names = [i.name for i in session.get_inputs()]
         from_onnx = session.run(None, dict(zip(names, (t.numpy() for t in inputs), strict=True)))
         scripted = graphs.load_torchscript(folder / f"{part}.pt")

@@ -27,10 +27,19 @@ def write_image_folder(root, count: int = 90) -> None:
 def test_cli_exports_a_training_checkpoint(tmp_path, capsys):
     write_image_folder(tmp_path / "images")
     config = TrainConfig(
-        dataset="image-folder", data_root=str(tmp_path / "images"), image_shape=[1, 16, 16],
-        family="vae", architecture="mlp", latent_dim=3, model_options={"hidden": [32]},
-        epochs=2, batch_size=16, output_dir=str(tmp_path / "runs"), progress=False,
-        iw_samples=5, threads=2,
+        dataset="image-folder",
+        data_root=str(tmp_path / "images"),
+        image_shape=[1, 16, 16],
+        family="vae",
+        architecture="mlp",
+        latent_dim=3,
+        model_options={"hidden": [32]},
+        epochs=2,
+        batch_size=16,
+        output_dir=str(tmp_path / "runs"),
+        progress=False,
+        iw_samples=5,
+        threads=2,
     )
     result = train(config)
     out = tmp_path / "models" / "tiny-vae"
@@ -56,9 +65,18 @@ def test_cli_refuses_with_a_message_and_writes_nothing(tmp_path, capsys, monkeyp
     monkeypatch.setattr(graphs, "write_onnx", write_perturbed)
     write_image_folder(tmp_path / "images")
     config = TrainConfig(
-        dataset="image-folder", data_root=str(tmp_path / "images"), image_shape=[1, 16, 16],
-        family="ae", architecture="mlp", latent_dim=2, model_options={"hidden": [16]},
-        epochs=1, batch_size=16, output_dir=str(tmp_path / "runs"), progress=False, threads=2,
+        dataset="image-folder",
+        data_root=str(tmp_path / "images"),
+        image_shape=[1, 16, 16],
+        family="ae",
+        architecture="mlp",
+        latent_dim=2,
+        model_options={"hidden": [16]},
+        epochs=1,
+        batch_size=16,
+        output_dir=str(tmp_path / "runs"),
+        progress=False,
+        threads=2,
     )
     result = train(config)
     out = tmp_path / "models" / "strict"

@@ -17,8 +17,9 @@ from training.export import verify_folder
 from training.zoo import load_zoo
 
 ZOO = {model.name: model.config for model in load_zoo()}
-SHIPPED = sorted(p.name for p in EXPORTED_MODELS.iterdir() if p.is_dir()
-                 and not p.name.startswith("."))
+SHIPPED = sorted(
+    p.name for p in EXPORTED_MODELS.iterdir() if p.is_dir() and not p.name.startswith(".")
+)
 ZOO_LIMIT_BYTES = 30 * 10**6
 
 
@@ -64,8 +65,7 @@ def decode_class_means(name: str, manifest: Manifest) -> tuple[np.ndarray, np.nd
     inputs = [latents]
     if manifest.conditional:
         inputs.append(np.eye(manifest.num_classes, dtype=np.float32))
-    session = ort.InferenceSession(str(folder / "decoder.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(folder / "decoder.onnx"), providers=["CPUExecutionProvider"])
     from_onnx = session.run(None, dict(zip(manifest.decoder.inputs, inputs, strict=True)))[0]
     with torch.no_grad():
         traced = graphs.load_torchscript(folder / "decoder.pt")(*map(torch.from_numpy, inputs))
@@ -91,8 +91,7 @@ def test_encoder_round_trip_in_both_runtimes(shipped, batch):
     inputs = [images[:batch]]
     if manifest.conditional:
         inputs.append(np.eye(manifest.num_classes, dtype=np.float32)[:batch])
-    session = ort.InferenceSession(str(folder / "encoder.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
     from_onnx = session.run(None, dict(zip(manifest.encoder.inputs, inputs, strict=True)))
     with torch.no_grad():
         traced = graphs.load_torchscript(folder / "encoder.pt")(*map(torch.from_numpy, inputs))
@@ -100,8 +99,9 @@ def test_encoder_round_trip_in_both_runtimes(shipped, batch):
     assert len(from_onnx) == len(manifest.encoder.outputs)
     for onnx_out, ts_out in zip(from_onnx, traced, strict=True):
         assert onnx_out.shape == (batch, manifest.latent_dim)
-        np.testing.assert_allclose(ts_out.numpy(), onnx_out, atol=manifest.parity["tolerance"],
-                                   rtol=0)
+        np.testing.assert_allclose(
+            ts_out.numpy(), onnx_out, atol=manifest.parity["tolerance"], rtol=0
+        )
 
 
 DIGIT_MODELS = [name for name, config in ZOO.items() if config.dataset == "mnist-test-only"]

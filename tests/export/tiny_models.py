@@ -27,8 +27,12 @@ def generated_split(count: int, seed: int) -> ImageSplit:
 def generated_splits() -> Splits:
     sizes = {"train": 240, "validation": 60, "test": 60}
     parts = [generated_split(n, seed) for seed, n in enumerate(sizes.values())]
-    info = {"name": "generated", "source": "noisy random patterns made by the tests",
-            "split": {k: f"seed {i}" for i, k in enumerate(sizes)}, "sizes": sizes}
+    info = {
+        "name": "generated",
+        "source": "noisy random patterns made by the tests",
+        "split": {k: f"seed {i}" for i, k in enumerate(sizes)},
+        "sizes": sizes,
+    }
     return Splits(*parts, classes=[f"pattern {i}" for i in range(CLASSES)], info=info)
 
 
@@ -43,5 +47,3 @@ def trained_model(family: str, splits: Splits, steps: int = 20) -> Autoencoder:
         loss.backward()
         optimizer.step()
     return model.eval()
-
-

@@ -18,8 +18,9 @@ RECON = RNG.random((5, 1, 6, 6)).astype(np.float32)
 @pytest.mark.parametrize("kind", ["bce", "mse"])
 def test_reconstruction_error_is_the_training_loss(kind):
     expected = reconstruction_loss(torch.from_numpy(RECON), torch.from_numpy(IMAGES), kind)
-    np.testing.assert_allclose(scores.reconstruction_error(IMAGES, RECON, kind),
-                               expected.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        scores.reconstruction_error(IMAGES, RECON, kind), expected.numpy(), rtol=1e-5
+    )
 
 
 def test_bce_clamps_its_logarithms_as_torch_does():
@@ -41,7 +42,8 @@ def test_neg_elbo_adds_the_kl_to_the_reconstruction_term():
     mean, logvar = RNG.normal(size=(5, 3)), RNG.normal(size=(5, 3))
     neg_elbo = scores.compute("neg_elbo", IMAGES, RECON, mean, logvar)
     np.testing.assert_allclose(
-        neg_elbo, scores.reconstruction_error(IMAGES, RECON) + scores.gaussian_kl(mean, logvar))
+        neg_elbo, scores.reconstruction_error(IMAGES, RECON) + scores.gaussian_kl(mean, logvar)
+    )
     with pytest.raises(ValueError, match="mean and logvar"):
         scores.compute("neg_elbo", IMAGES, RECON)
 
