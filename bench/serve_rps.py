@@ -192,7 +192,7 @@ def run_target(target: str, bodies: dict, workdir: Path, args: argparse.Namespac
 
 
 def digits(count: int) -> tuple[np.ndarray, str]:
-    """float32 [N,1,28,28] in [0,1]: MNIST test digits when the shared files are here."""
+    """uint8 [N,1,28,28]: MNIST test digits when the shared files are here."""
     if MNIST_IMAGES.exists():
         with gzip.open(MNIST_IMAGES, "rb") as f:
             f.read(16)
@@ -202,7 +202,7 @@ def digits(count: int) -> tuple[np.ndarray, str]:
         pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(SEVEN_PNG))))[None]
         source = "MNIST test image 9000 (a 7), repeated"
     pixels = np.resize(pixels, (count, 28, 28))  # repeats when fewer than count
-    return (pixels[:, None] / np.float32(255)).astype(np.float32), source
+    return pixels[:, None], source
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -277,12 +277,13 @@ def service_settings(env: dict[str, str]) -> dict[str, str | int | float | None]
 
 
 def run_npy(workdir: Path, args: argparse.Namespace) -> dict:
-    batch, source = digits(args.npy_images)
+    pixels, source = digits(args.npy_images)
+    batch = pixels / np.float32(255)  # the encoders' input, float32 in [0, 1]
     settings = latentserve_settings(args)
     server = servers.latentserve(workdir / "npy.log", settings)
     try:
         server.wait_ready()
-        body = npy_bytes(batch)
+        body = npy_bytes(batch if args.npy_dtype == "float32" else pixels)
         served = {
             m: served_images_per_s(server.url, m, body, len(batch), args.duration)
             for m in NPY_MODELS
@@ -291,7 +292,8 @@ def run_npy(workdir: Path, args: argparse.Namespace) -> dict:
         server.stop()
     effective = service_settings(settings)
     threads = {k: effective[k] for k in ("intra_op_threads", "inter_op_threads")}
-    result = {"images": len(batch), "source": source, "threads": threads, "models": {}}
+    result = {"images": len(batch), "dtype": args.npy_dtype, "source": source}
+    result |= {"threads": threads, "models": {}}
     for model in NPY_MODELS:
         raw = onnxruntime_images_per_s(model, batch, args.duration, threads)
         entry = {"service": served[model], "onnxruntime": raw}
@@ -416,7 +418,10 @@ def print_report(result: dict) -> None:
             print(f"{label:<40}{cells}")
     if "npy" in result:
         npy = result["npy"]
-        print(f"\n/encode, {npy['images']} images per application/x-npy request, sequential")
+        print(
+            f"\n/encode, {npy['images']} images per application/x-npy request ({npy['dtype']}), "
+            "one request after another"
+        )
         for model, entry in npy["models"].items():
             served = entry["service"].get("images_per_s", entry["service"].get("failed"))
             raw = entry["onnxruntime"]["images_per_s"]
@@ -464,6 +469,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a latentserve setting (LATENTSERVE_ prefix optional); repeatable",
     )
     parser.add_argument("--npy-images", type=int, default=1024, help="images per .npy request")
+    parser.add_argument(
+        "--npy-dtype",
+        choices=["float32", "uint8"],
+        default="float32",
+        help="the .npy body: the encoder's own float32 input (default), or 4x smaller uint8 pixels",
+    )
     parser.add_argument(
         "--py-spy",
         type=Path,
