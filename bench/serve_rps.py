@@ -130,7 +130,7 @@ def measure_routes(
             result = wrk.load(url, *body, connections, args.duration, args.timeout)
             if profile:
                 profile.wait()
-            runs.append({"target": route.name, **result})
+            runs.append({"target": route.name, **result, "load_average": machine.load_average()})
             print(format_run(runs[-1]), flush=True)
     return runs
 
@@ -306,6 +306,12 @@ def run_npy(workdir: Path, args: argparse.Namespace) -> dict:
 # --- report ------------------------------------------------------------------------------
 
 
+HEADER = (
+    f"{'target':<36}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'503':>7}{'load':>7}"
+    "  errors"
+)
+
+
 def format_run(run: dict) -> str:
     if "failed" in run:
         return f"{run['target']:<36} FAILED {run['failed'][:200]}"
@@ -317,7 +323,7 @@ def format_run(run: dict) -> str:
     latency = run["latency_ms"]
     return (
         f"{run['target']:<36}{run['connections']:>6}{run['rps']:>10.1f}{latency['p50']:>9.1f}"
-        f"{latency['p99']:>9.1f}{run['shed_503']:>7}  {errors}"
+        f"{latency['p99']:>9.1f}{run['shed_503']:>7}{run['load_average'][0]:>7.1f}  {errors}"
     )
 
 
@@ -408,7 +414,7 @@ def print_report(result: dict) -> None:
         f"{result['machine']['cpu_model']}  load average at start {load[0]:.2f} {load[1]:.2f} "
         f"{load[2]:.2f}  wrk -t1 -d{result['settings']['duration']}s"
     )
-    print(f"{'target':<36}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'503':>7}  errors")
+    print(HEADER)
     for run in result["runs"]:
         print(format_run(run))
     if result["ratios"]:
@@ -518,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             "the tutorial peer needs torch and torchvision: pip install -e '.[train]'"
         )
         print(f"skipping peer: {result['skipped']['peer']}")
-    print(f"{'target':<36}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'503':>7}  errors")
+    print(HEADER)
     with tempfile.TemporaryDirectory(prefix="latentserve-serve-rps-") as folder:
         workdir = Path(folder)
         bodies = write_bodies(workdir)
