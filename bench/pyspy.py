@@ -15,10 +15,11 @@ def binary() -> str | None:
 
 
 def record(pid: int, seconds: int, output: Path) -> subprocess.Popen:
-    """Samples the busy threads of `pid` 100 times a second, without pausing it, into
-    collapsed stacks, one thread per root frame (flamegraph.pl and speedscope read them)."""
+    """Samples the busy threads of `pid` and its child processes (workers) 100 times a
+    second, without pausing them, into collapsed stacks with one thread per root frame
+    (flamegraph.pl and speedscope read them)."""
     command = [binary(), "record", "--pid", str(pid), "--duration", str(seconds)]
-    command += ["--rate", "100", "--nonblocking", "--format", "raw", "--threads"]
+    command += ["--rate", "100", "--nonblocking", "--format", "raw", "--threads", "--subprocesses"]
     return subprocess.Popen(
         [*command, "-o", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -165,9 +165,9 @@ def latentserve_settings(args: argparse.Namespace) -> dict[str, str]:
 
 def check_workers(server: servers.Server, workers: int) -> None:
     """With several workers uvicorn forks them as children; none means the setting was ignored."""
-    if workers > 1 and server.children() < workers:
+    if workers > 1 and len(server.children()) < workers:
         raise RuntimeError(
-            f"latentserve runs {server.children()} child processes for LATENTSERVE_WORKERS="
+            f"latentserve runs {len(server.children())} child processes for LATENTSERVE_WORKERS="
             f"{workers}: this service does not read the workers setting"
         )
 

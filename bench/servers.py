@@ -57,22 +57,30 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError(f"{self.url} not ready in {timeout:.0f} s:\n{self.log_tail()}")
 
-    def children(self) -> int:
+    def children(self) -> list[int]:
         """Processes whose parent is this server (uvicorn's workers, when it has several)."""
-        count = 0
+        pids = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            count += int(fields[1]) == self.pid
-        return count
+            if int(fields[1]) == self.pid:
+                pids.append(int(stat.parent.name))
+        return pids
 
     def rss_mib(self) -> float:
-        """Resident memory of the server process (of uvicorn's supervisor, with workers)."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
-        return round(int(kib) / 1024, 1)
+        """Resident memory of the server and its child processes (workers), summed."""
+        total_kib = 0
+        for pid in [self.pid, *self.children()]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            total_kib += next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
+            )
+        return round(total_kib / 1024, 1)
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
