@@ -31,9 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 import httpx
 import numpy as np
@@ -327,6 +329,41 @@ def format_run(run: dict) -> str:
     )
 
 
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per route and connection count: the median over the rounds of req/s and of each
+    latency percentile, the answers and errors summed."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["target"], run.get("connections")), []).append(run)
+    rows = []
+    for (target, connections), group in groups.items():
+        failed = [run["failed"] for run in group if "failed" in run]
+        if failed:
+            rows.append({"target": target, "failed": failed[0]})
+            continue
+        statuses, sockets = Counter(), Counter()
+        for run in group:
+            statuses.update(run["statuses"])
+            sockets.update(run["socket_errors"])
+        latency = {k: median(run["latency_ms"][k] for run in group) for k in group[0]["latency_ms"]}
+        rows.append(
+            {
+                "target": target,
+                "connections": connections,
+                "rounds": len(group),
+                "rps": median(run["rps"] for run in group),
+                "rps_per_round": [run["rps"] for run in group],
+                "latency_ms": latency,
+                "statuses": dict(sorted(statuses.items())),
+                "shed_503": sum(run["shed_503"] for run in group),
+                "errors": sum(run["errors"] for run in group),
+                "socket_errors": dict(sockets),
+                "load_average": [median(run["load_average"][i] for run in group) for i in range(3)],
+            }
+        )
+    return rows
+
+
 def ratios(runs: list[dict], connections: list[int]) -> dict[str, dict[str, float]]:
     rps = {(r["target"], r["connections"]): r["rps"] for r in runs if "rps" in r}
     table = {}
@@ -346,9 +383,9 @@ def check_targets(result: dict) -> list[dict]:
     connections = result["settings"]["connections"]
     low, high = min(connections), max(connections)
     rps_ratio = {label: values.get(str(low)) for label, values in result["ratios"].items()}
-    runs = {(r["target"], r["connections"]): r for r in result["runs"] if "rps" in r}
+    runs = {(r["target"], r["connections"]): r for r in result["summary"] if "rps" in r}
     ae = runs.get(("latentserve /encode mnist-ae", low))
-    loaded = [r for r in result["runs"] if r["target"].startswith("latentserve")]
+    loaded = [r for r in result["summary"] if r["target"].startswith("latentserve")]
     loaded = [r for r in loaded if r.get("connections", high) == high]
     deadline = result["settings"]["latentserve_effective"]["queue_deadline_ms"]
     goals = [
@@ -414,9 +451,13 @@ def print_report(result: dict) -> None:
         f"{result['machine']['cpu_model']}  load average at start {load[0]:.2f} {load[1]:.2f} "
         f"{load[2]:.2f}  wrk -t1 -d{result['settings']['duration']}s"
     )
+    if result["settings"]["rounds"] > 1:
+        print(f"median of {result['settings']['rounds']} rounds; req/s of each round at the end")
     print(HEADER)
-    for run in result["runs"]:
-        print(format_run(run))
+    for row in result["summary"]:
+        each = row.get("rps_per_round", [])
+        rounds = "  [" + "/".join(f"{rps:.0f}" for rps in each) + "]" if len(each) > 1 else ""
+        print(format_run(row) + rounds)
     if result["ratios"]:
         print(f"\n{'ratio of req/s':<40}" + "".join(f"{'c=' + str(c):>9}" for c in connections))
         for label, values in result["ratios"].items():
@@ -456,6 +497,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda text: [int(c) for c in text.split(",")],
         default=[32, 256],
         help="wrk connection counts, comma-separated (32,256)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the targets in turn this many times and report medians (on a busy machine)",
     )
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before measuring")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds of quiet between runs")
@@ -528,13 +575,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="latentserve-serve-rps-") as folder:
         workdir = Path(folder)
         bodies = write_bodies(workdir)
-        for target in (t for t in TARGETS if t in args.only and t != "npy"):
-            measured = run_target(target, bodies, workdir, args)
-            result["runs"] += measured.pop("runs")
-            result["servers"][target] = measured
+        for round_number in range(1, args.rounds + 1):
+            for target in (t for t in TARGETS if t in args.only and t != "npy"):
+                measured = run_target(target, bodies, workdir, args)
+                result["runs"] += [run | {"round": round_number} for run in measured.pop("runs")]
+                measured["round"] = round_number
+                result["servers"].setdefault(target, []).append(measured)
         if "npy" in args.only:
             result["npy"] = run_npy(workdir, args)
-    result["ratios"] = ratios(result["runs"], args.connections)
+    result["summary"] = summarise(result["runs"])
+    result["ratios"] = ratios(result["summary"], args.connections)
     result["targets"] = check_targets(result)
     result["machine"]["load_average_end"] = machine.load_average()
     print_report(result)

@@ -61,7 +61,8 @@ def test_ratios_and_context_are_recorded(result):
     assert machine["cpus"] >= 1 and machine["cpu_model"]
     assert len(machine["load_average_start"]) == len(machine["load_average_end"]) == 3
     assert result["versions"]["onnxruntime"] and result["versions"]["wrk"].startswith("wrk")
-    assert result["commit"] and result["servers"]["latentserve"]["ready_s"] > 0
+    assert result["commit"] and result["servers"]["latentserve"][0]["ready_s"] > 0
+    assert [row["rps"] for row in result["summary"]] == [run["rps"] for run in result["runs"]]
 
 
 def test_issue_targets_are_checked_against_the_figures(result):
@@ -115,3 +116,26 @@ def test_latentserve_settings_take_the_prefix_and_workers():
     }
     with pytest.raises(SystemExit):
         serve_rps.parse_args(["--only", "tutorial"])
+
+
+def test_rounds_are_summarised_by_their_medians():
+    def run(rps: float, p99: float, statuses: dict[str, int]) -> dict:
+        return {
+            "target": "latentserve /encode mnist-ae",
+            "connections": 32,
+            "rps": rps,
+            "latency_ms": {"p50": p99 / 2, "p99": p99},
+            "statuses": statuses,
+            "shed_503": statuses.get("503", 0),
+            "errors": statuses.get("500", 0),
+            "socket_errors": {"timeout": 1},
+            "load_average": [rps / 100, 1.0, 1.0],
+        }
+
+    runs = [run(100, 30, {"200": 5}), run(300, 10, {"200": 7, "503": 2}), run(200, 20, {"500": 1})]
+    (row,) = serve_rps.summarise(runs)
+    assert row["rounds"] == 3 and row["rps"] == 200 and row["rps_per_round"] == [100, 300, 200]
+    assert row["latency_ms"] == {"p50": 10, "p99": 20}
+    assert row["statuses"] == {"200": 12, "500": 1, "503": 2}
+    assert (row["shed_503"], row["errors"], row["socket_errors"]) == (2, 1, {"timeout": 3})
+    assert row["load_average"] == [2.0, 1.0, 1.0]
