@@ -38,6 +38,8 @@ class ServedModel:
         self.manifest = manifest
         self.graphs: dict[GraphKind, Graph] = {"encoder": encoder, "decoder": decoder}
         self.reference_json = reference_json
+        self._running = 0  # calls inside a runner
+        self._closed = False
         self.runners: dict[GraphKind, GraphRunner] = {
             kind: GraphRunner(
                 f"{manifest.name}/{kind}",
@@ -58,7 +60,13 @@ class ServedModel:
 
     async def run(self, kind: GraphKind, inputs: Arrays) -> Arrays:
         """One graph on its own tensors (manifest names, float32, labels one-hot), batched."""
-        return await self.runners[kind].run(inputs)
+        if self._closed:  # swapped out by a reload: a request that still holds it finishes here
+            return await asyncio.to_thread(self.graphs[kind].run, inputs)
+        self._running += 1
+        try:
+            return await self.runners[kind].run(inputs)
+        finally:
+            self._running -= 1
 
     async def encode(self, images: np.ndarray, labels: np.ndarray | None = None) -> Encoding:
         inputs = self._with_labels({"image": _float32(images)}, labels)
@@ -72,6 +80,10 @@ class ServedModel:
         return (await self.run("decoder", inputs))["image"]
 
     async def close(self) -> None:
+        """Stops the runners once the requests in their queues and batches are answered."""
+        self._closed = True
+        while self._running:
+            await asyncio.sleep(0.01)
         await asyncio.gather(*(runner.close() for runner in self.runners.values()))
 
     def check_labels(self, labels: list[int] | None, count: int) -> np.ndarray | None:

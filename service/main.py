@@ -19,6 +19,7 @@ from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.settings import Settings, get_settings
 from service.openapi import build_openapi
 from service.registry import load_registry
+from service.reload import Reloader
 from service.routes import decode, encode, health, interpolate, models, sample, v2, web
 from service.routes.lean import lean_routes
 from service.state import AppState
@@ -91,7 +92,12 @@ async def lifespan(app: FastAPI, state: AppState) -> AsyncIterator[None]:
     # A backend that cannot run (require_cuda without CUDA) stops the start-up here.
     state.backend = create_backend(state.settings)
     loading = asyncio.create_task(load_models(state))
+    if state.settings.workers > 1:  # a worker takes connections from the shared socket only
+        await asyncio.shield(loading)  # once it can serve them
+    reloader = Reloader(state)
+    reloader.install()
     yield
+    reloader.uninstall()
     await asyncio.shield(loading) if not loading.done() else None
     if state.registry is not None:
         await asyncio.gather(*(model.close() for model in state.registry.models.values()))

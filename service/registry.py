@@ -34,11 +34,28 @@ class FailedModel:
     reason: str
 
 
+@dataclass(frozen=True)
+class Source:
+    """The folder a served model was loaded from, and that folder's fingerprint then."""
+
+    folder: str
+    fingerprint: str
+
+
 @dataclass
 class ModelRegistry:
     models: dict[str, ServedModel] = field(default_factory=dict)
     failed: list[FailedModel] = field(default_factory=list)
     default: str | None = None
+    sources: dict[str, Source] = field(default_factory=dict)  # by model name
+
+    def add(self, model: ServedModel, source: Source) -> None:
+        self.models[model.name] = model
+        self.sources[model.name] = source
+
+    def loaded_from(self, folder: str) -> ServedModel | None:
+        name = next((n for n, source in self.sources.items() if source.folder == folder), None)
+        return None if name is None else self.models[name]
 
     def get(self, name: str | None) -> ServedModel:
         key = name or self.default
@@ -49,7 +66,7 @@ class ModelRegistry:
         known = ", ".join(sorted(self.models)) or "none"
         refused = next((f for f in self.failed if f.name == name), None)
         if refused is not None:
-            raise UnknownModel(f"model {name!r} was refused at start-up: {refused.reason}")
+            raise UnknownModel(f"model {name!r} was refused: {refused.reason}")
         raise UnknownModel(f"no model named {name!r}; loaded models: {known}")
 
 
@@ -59,7 +76,11 @@ def load_registry(
     default_model: str,
     policy: BatchPolicy | None = None,
     observers: ObserverFactory | None = None,
+    previous: ModelRegistry | None = None,
 ) -> ModelRegistry:
+    """The models of `model_dir`. With a `previous` registry (a reload), a folder whose files
+    have not changed keeps its loaded model, and a folder whose new version is broken keeps its
+    previous model, listed in `failed` with the reason."""
     registry = ModelRegistry()
     if not model_dir.is_dir():
         registry.failed.append(
@@ -70,18 +91,37 @@ def load_registry(
     for folder in sorted(
         p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
     ):
+        fingerprint = folder_fingerprint(folder)
+        kept = previous.loaded_from(folder.name) if previous else None
+        unchanged = kept is not None and previous.sources[kept.name].fingerprint == fingerprint
         try:
-            model = load_model(folder, backend, policy, observers)
+            model = kept if unchanged else load_model(folder, backend, policy, observers)
             if model.name in registry.models:
                 raise BrokenModel(f"another folder already serves a model named {model.name!r}")
         except BrokenModel as exc:
-            log.error("refusing model folder %s: %s", folder, exc)
-            registry.failed.append(FailedModel(folder.name, str(exc)))
+            if kept is None or kept.name in registry.models:
+                log.error("refusing model folder %s: %s", folder, exc)
+                registry.failed.append(FailedModel(folder.name, str(exc)))
+                continue
+            reason = f"its new version is refused, the previous one serves on: {exc}"
+            log.error("model folder %s: %s", folder, reason)
+            registry.failed.append(FailedModel(folder.name, reason))
+            registry.add(kept, previous.sources[kept.name])
             continue
-        registry.models[model.name] = model
-        log.info("loaded %s from %s on %s", model.name, folder, model.device)
+        registry.add(model, Source(folder.name, fingerprint))
+        if not unchanged:
+            log.info("loaded %s from %s on %s", model.name, folder, model.device)
     registry.default = choose_default(registry, default_model)
     return registry
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """Changes when any file of the folder is added, removed, resized or rewritten."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def choose_default(registry: ModelRegistry, wanted: str) -> str | None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -128,7 +129,14 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return problem_response(500, "internal error; it has been logged")
 
 
+async def _client_disconnect(_: Request, __: ClientDisconnect) -> Response:
+    # The client hung up while its request was read: nothing to log, nobody to answer; 499 is
+    # what the metrics record (nginx's "client closed request").
+    return Response(status_code=499)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)

@@ -68,6 +68,23 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
+    # Processes, shutdown and connection limits (service/server.py, service/connections.py).
+    workers: int = Field(1, ge=1, le=64, description="Server processes on the one port.")
+    drain_delay: float = Field(
+        0.0, ge=0, description="Seconds from SIGTERM (readiness 503) to closing the listener."
+    )
+    shutdown_grace: float = Field(
+        20.0, gt=0, description="Seconds from SIGTERM to exit, the drain delay included."
+    )
+    header_timeout: float = Field(10.0, gt=0, description="Seconds to send a request head.")
+    body_timeout: float = Field(10.0, gt=0, description="Seconds between two body chunks.")
+    min_body_rate: float = Field(
+        1024.0, ge=0, description="Bytes/s a body must average once past body_timeout."
+    )
+    send_timeout: float = Field(30.0, gt=0, description="Seconds a client may stop reading.")
+    keep_alive_timeout: float = Field(5.0, gt=0, description="Idle seconds of a keep-alive.")
+    max_connections: int = Field(1000, gt=0, description="Beyond it requests get 503.")
+
     # Keys are SecretStr so that no repr or log of the settings shows them.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="API keys, comma-separated; none: the API is open."

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from starlette.responses import Response
 
+from service.connections import Drain
 from service.responses import json_response
 from service.routes.deps import app_state
 from service.schemas import Liveness, Readiness
+from service.workers import METRICS_DIR_ENV
 
 router = APIRouter(tags=["operations"])
 
@@ -22,8 +26,9 @@ async def healthz() -> Response:
     "/readyz",
     response_model=Readiness,
     summary="Readiness: models are loaded",
-    description="200 once the models are loaded and at least one serves; 503 before, or when none "
-    "could be loaded. Refused folders are listed in `failed` either way.",
+    description="200 once the models are loaded and at least one serves; 503 before, when none "
+    "could be loaded, or once the process shuts down (SIGTERM). Refused folders are listed in "
+    "`failed` either way.",
     responses={503: {"model": Readiness, "description": "Not ready"}},
 )
 async def readyz(request: Request) -> Response:
@@ -33,13 +38,12 @@ async def readyz(request: Request) -> Response:
         detail = state.load_error or "models are loading"
         return json_response({"ready": False, "models": [], "failed": [], "detail": detail}, 503)
     failed = [{"name": f.name, "reason": f.reason} for f in registry.failed]
-    ready = bool(registry.models)
-    body = {
-        "ready": ready,
-        "models": sorted(registry.models),
-        "failed": failed,
-        "detail": None if ready else "no model could be loaded; see `failed`",
-    }
+    ready = bool(registry.models) and not Drain.active
+    if Drain.active:
+        detail = "shutting down: requests already accepted are answered, send new ones elsewhere"
+    else:
+        detail = None if ready else "no model could be loaded; see `failed`"
+    body = {"ready": ready, "models": sorted(registry.models), "failed": failed, "detail": detail}
     return json_response(body, 200 if ready else 503)
 
 
@@ -53,4 +57,7 @@ async def readyz(request: Request) -> Response:
 )
 async def metrics(request: Request) -> Response:
     registry = app_state(request).metrics.registry
+    if METRICS_DIR_ENV in os.environ:  # several workers: the sums over all of them
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
