@@ -41,6 +41,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
+from pydantic import TypeAdapter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -273,8 +274,13 @@ def service_settings(env: dict[str, str]) -> dict[str, str | int | float | None]
     values = {}
     for name in SERVICE_SETTINGS:
         field = Settings.model_fields.get(name)
-        value = env.get(f"LATENTSERVE_{name.upper()}", field.default if field else None)
-        values[name] = field.annotation(value) if field and value is not None else value
+        given = env.get(f"LATENTSERVE_{name.upper()}")
+        if field is None:
+            values[name] = given
+        elif given is None:
+            values[name] = field.default
+        else:
+            values[name] = TypeAdapter(field.annotation).validate_python(given)
     return values
 
 

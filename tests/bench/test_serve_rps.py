@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench import serve_rps, servers, wrk  # noqa: E402
+from service.core.settings import Settings  # noqa: E402
 from tests.conftest import skip_or_fail  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -116,6 +117,12 @@ def test_latentserve_settings_take_the_prefix_and_workers():
     }
     with pytest.raises(SystemExit):
         serve_rps.parse_args(["--only", "tutorial"])
+
+
+def test_the_effective_service_settings_are_its_defaults_unless_given():
+    effective = serve_rps.service_settings({"LATENTSERVE_QUEUE_DEADLINE_MS": "200"})
+    assert effective["queue_deadline_ms"] == 200.0
+    assert effective["intra_op_threads"] == Settings.model_fields["intra_op_threads"].default
 
 
 def test_rounds_are_summarised_by_their_medians():
