@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench import serve_rps, servers, wrk  # noqa: E402
+from bench import pyspy, serve_rps, servers, wrk  # noqa: E402
 from service.core.settings import Settings  # noqa: E402
 from tests.conftest import skip_or_fail  # noqa: E402
 
@@ -146,3 +146,17 @@ def test_rounds_are_summarised_by_their_medians():
     assert row["statuses"] == {"200": 12, "500": 1, "503": 2}
     assert (row["shed_503"], row["errors"], row["socket_errors"]) == (2, 1, {"timeout": 3})
     assert row["load_average"] == [2.0, 1.0, 1.0]
+
+
+def test_profile_shares_leave_idle_threads_out(tmp_path):
+    profile = tmp_path / "encode.txt"
+    loop = "thread (1): MainThread;run (uvicorn/main.py:632);encode (service/routes/encode.py:70)"
+    profile.write_text(
+        f"{loop};load (/x/site-packages/pyspng/lib.py:48) 3\n"
+        f"{loop} 1\n"
+        "thread (2): pool;Thread.run (threading.py:10);Condition.wait (threading.py:327) 9\n"
+    )
+    total, inclusive, own = pyspy.shares(profile)
+    assert total == 4
+    assert inclusive["encode (service/routes/encode.py)"] == 4
+    assert own == {"load (pyspng/lib.py)": 3, "encode (service/routes/encode.py)": 1}
