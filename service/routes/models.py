@@ -74,15 +74,10 @@ def _named(request: Request, model: ServedModel) -> ServedModel:
 
 def model_info(model: ServedModel, backend: dict[str, object]) -> dict[str, object]:
     m = model.manifest
-    batch = "N"
-    image_shape = [batch, *m.image.shape]
-    label = [{"name": "label", "shape": [batch, m.num_classes]}] if m.conditional else []
-    latent = {"name": "latent", "shape": [batch, m.latent_dim]}
-    encoder_out = (
-        [{"name": "mean", "shape": latent["shape"]}, {"name": "logvar", "shape": latent["shape"]}]
-        if m.variational
-        else [latent]
-    )
+
+    def tensors(names: list[str]) -> list[dict[str, object]]:
+        return [{"name": name, "shape": ["N", *m.item_shape(name)]} for name in names]
+
     sampler = {"kind": m.sampler.kind}
     if isinstance(m.sampler, MixtureSampler):
         sampler["components"] = len(m.sampler.weights)
@@ -103,11 +98,8 @@ def model_info(model: ServedModel, backend: dict[str, object]) -> dict[str, obje
         "classes": m.classes,
         "backend": backend["backend"],
         "provider": model.device,
-        "inputs": {
-            "encoder": [{"name": "image", "shape": image_shape}, *label],
-            "decoder": [latent, *label],
-        },
-        "outputs": {"encoder": encoder_out, "decoder": [{"name": "image", "shape": image_shape}]},
+        "inputs": {"encoder": tensors(m.encoder.inputs), "decoder": tensors(m.decoder.inputs)},
+        "outputs": {"encoder": tensors(m.encoder.outputs), "decoder": tensors(m.decoder.outputs)},
         "sampler": sampler,
         "dataset": m.dataset.model_dump(),
         "metrics": m.metrics,
