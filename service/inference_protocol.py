@@ -68,12 +68,9 @@ def read_request(body: bytes, header_length: str | None) -> InferRequest:
     try:
         message = orjson.loads(header)
     except orjson.JSONDecodeError as exc:
-        hint = (
-            "; NaN and Infinity are not JSON, and values must be finite"
-            if _NAN.search(header)
-            else ""
-        )
-        raise BadRequest(f"the inference request is not valid JSON: {exc}{hint}") from exc
+        raise BadRequest(
+            f"the inference request is not valid JSON: {exc}{_hint(header, header_length)}"
+        ) from exc
     if not isinstance(message, dict):
         raise BadRequest("the inference request must be a JSON object")
     request_id = message.get("id")
@@ -101,6 +98,14 @@ def read_request(body: bytes, header_length: str | None) -> InferRequest:
         _requested_outputs(message.get("outputs")),
         _flag(parameters, "binary_data_output", "the request") or False,
     )
+
+
+def _hint(header: memoryview, header_length: str | None) -> str:
+    if _NAN.search(header):
+        return "; NaN and Infinity are not JSON, and values must be finite"
+    if header_length is None and b"binary_data_size" in header.tobytes():
+        return f"; binary tensor data after the JSON needs the {HEADER_LENGTH} header"
+    return ""
 
 
 def _split(body: memoryview, header_length: str | None) -> tuple[memoryview, memoryview]:

@@ -386,6 +386,23 @@ def test_inconsistent_binary_data_is_refused(shipped, declared, data, words):
     assert response.status_code == 400 and words in response.json()["error"]
 
 
+def test_binary_data_without_the_header_length_is_explained(shipped):
+    body, _ = binary_request(8, bytes(8))
+    response = shipped.post("/v2/models/mnist-vae-2d-decoder/infer", content=body)
+    assert response.status_code == 400
+    assert "needs the Inference-Header-Content-Length header" in response.json()["error"]
+
+
+def test_compressed_requests_are_refused(client):
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer(
+            "mnist-vae-2d-decoder",
+            [tensor("latent", np.zeros((1, 2), np.float32))],
+            request_compression_algorithm="gzip",
+        )
+    assert caught.value.status() == "415" and "compressed" in caught.value.message()
+
+
 def test_unknown_routes_under_v2_answer_the_protocols_error(shipped):
     response = shipped.get("/v2/models/mnist-vae-encoder/stats")
     assert response.status_code == 404 and response.json()["error"]
