@@ -211,6 +211,9 @@ def _resolve(request: Request, name: str, version: str | None) -> tuple[ServedMo
     base, _, kind = name.rpartition("-")
     served = registry.models.get(base) if kind in GRAPHS else None
     if served is None:
+        refused = next((f for f in registry.failed if f.name == base), None)
+        if refused is not None and kind in GRAPHS:
+            raise UnknownModel(f"model {base!r} was refused at start-up: {refused.reason}")
         raise UnknownModel(
             f"no model named {name!r}; each of {', '.join(sorted(registry.models))} is served "
             "as <name>-encoder and <name>-decoder"

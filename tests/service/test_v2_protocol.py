@@ -93,6 +93,13 @@ def test_model_metadata_is_the_graphs_signature(client, v2_model, inputs, output
         ]
 
 
+def test_a_refused_model_folder_names_its_reason(fixture_server):
+    with connect(fixture_server) as client, pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata("bad-hash-encoder")
+    assert caught.value.status() == "404"
+    assert "refused at start-up" in caught.value.message() and "sha256" in caught.value.message()
+
+
 def test_model_readiness(client):
     assert client.is_model_ready("mnist-vae-encoder")
     assert client.is_model_ready("fashion-vae-decoder", "1")
