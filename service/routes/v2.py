@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.codecs import check_finite, check_images
+from service.connections import Drain
 from service.core.errors import PROBLEM_JSON, UnknownModel, UnsupportedMediaType
 from service.core.metrics import MODEL_SCOPE_KEY
 from service.inference import GraphKind, ServedModel
@@ -76,13 +77,14 @@ async def server_live() -> Response:
 
 @router.get(
     "/health/ready",
-    summary="Server ready: the models are loaded",
+    summary="Server ready: the models are loaded, and the process is not shutting down",
     responses=errors(400, protected=False),
     **HEALTH,
 )
 async def server_ready(request: Request) -> Response:
     registry = app_state(request).registry
-    return Response(status_code=200 if registry is not None and registry.models else 400)
+    ready = registry is not None and bool(registry.models) and not Drain.active
+    return Response(status_code=200 if ready else 400)
 
 
 @router.get("/models/{model}/ready", summary="Model ready", responses=errors(404, 503), **HEALTH)

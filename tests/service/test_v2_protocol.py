@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -543,5 +545,21 @@ def test_a_keyed_server_without_models_is_live_but_not_ready(tmp_path):
             with pytest.raises(InferenceServerException) as caught:
                 keyed.get_model_metadata("mnist-vae-encoder", headers={"X-API-Key": key})
             assert caught.value.status() == "404"
+    finally:
+        stop_server(server)
+
+
+def test_readiness_turns_false_when_the_server_drains(tmp_path):
+    server = start_server(
+        one_model_dir(tmp_path), tmp_path / "server.log", drain_delay="2", shutdown_grace="3"
+    )
+    try:
+        with connect(server) as client:
+            assert client.is_server_ready()
+            server.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 1.5
+            while client.is_server_ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not client.is_server_ready() and client.is_server_live()
     finally:
         stop_server(server)
