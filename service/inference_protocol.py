@@ -132,7 +132,7 @@ def _read_input(item: object, tail: memoryview, offset: int) -> tuple[str, np.nd
     if not isinstance(shape, list) or not all(_natural(d) for d in shape):
         raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers")
     datatype = item.get("datatype")
-    dtype = DATATYPES.get(datatype)  # type: ignore[arg-type]
+    dtype = DATATYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
         raise BadRequest(
             f"input {name!r} is {datatype}; this server reads FP32 (FP16 and FP64 are converted)"

@@ -353,6 +353,12 @@ def test_unknown_version_and_output_are_refused(client):
     [
         pytest.param(b"{not json", None, "not valid JSON", id="json"),
         pytest.param(b'{"inputs": []}', None, "non-empty list", id="no-inputs"),
+        pytest.param(
+            b'{"inputs": [{"name": "latent", "shape": [1, 2], "datatype": ["FP32"]}]}',
+            None,
+            "this server reads FP32",
+            id="datatype-list",
+        ),
         pytest.param(b'{"inputs": [{"name": "latent"}]}xx', "abc", "byte count", id="header-nan"),
         pytest.param(b'{"inputs": []}', "999", "byte count", id="header-too-long"),
     ],
@@ -363,6 +369,61 @@ def test_malformed_requests_get_the_protocols_error(shipped, body, header, words
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/json"
     assert words in response.json()["error"]
+
+
+GOOD_REQUEST = {
+    "id": "1",
+    "parameters": {"binary_data_output": False},
+    "inputs": [
+        {"name": "latent", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4},
+        {"name": "label", "shape": [1, 10], "datatype": "FP32", "data": [1.0] + [0.0] * 9},
+    ],
+    "outputs": [{"name": "image", "parameters": {"binary_data": False}}],
+}
+ODD_VALUES = [None, True, 0, -1, 1.5, 1e308, "x", "", [], {}, [1], [[1]], {"a": 1}, ["1"], 2**70]
+
+
+def mutations(value: object, path: tuple = ()) -> Iterator[tuple[tuple, object]]:
+    """Every field of `value` deleted or replaced by each odd value, and `value` itself too."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from mutations(child, (*path, key))
+            yield (*path, key), DELETE
+    elif isinstance(value, list):
+        for index, child in enumerate(value[:2]):  # a long data list adds nothing new
+            yield from mutations(child, (*path, index))
+    for odd in ODD_VALUES:
+        yield path, odd
+
+
+DELETE = object()
+
+
+def mutated(path: tuple, replacement: object) -> object:
+    if not path:
+        return replacement
+    request = json.loads(json.dumps(GOOD_REQUEST))
+    parent = request
+    for key in path[:-1]:
+        parent = parent[key]
+    if replacement is DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = replacement
+    return request
+
+
+def test_no_mutation_of_a_good_request_gets_a_5xx(shipped):
+    url = "/v2/models/mnist-cvae-decoder/infer"
+    assert shipped.post(url, json=GOOD_REQUEST).status_code == 200
+    statuses = {}
+    for path, replacement in mutations(GOOD_REQUEST):
+        response = shipped.post(url, json=mutated(path, replacement))
+        statuses[path, repr(replacement)] = response.status_code
+        if response.status_code != 200:
+            assert response.json()["error"]
+    assert not {key: status for key, status in statuses.items() if status >= 500}
+    assert sum(status == 400 for status in statuses.values()) > len(statuses) / 2
 
 
 def binary_request(declared: int, data: bytes) -> tuple[bytes, dict]:
