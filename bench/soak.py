@@ -104,10 +104,33 @@ def good_calls(rng: random.Random, has_score: bool) -> list[Call]:
         ),
         Call("reconstruct", "POST", "/reconstruct?model=mnist-dae", png_body),
         Call("models", "GET", "/models", {}),
+        Call("v2", "POST", "/v2/models/mnist-vae-2d-decoder/infer", {"json": v2_request(latents)}),
+        Call("v2", "POST", "/v2/models/mnist-ae-encoder/infer", v2_binary_image()),
     ]
     if has_score:
         calls.append(Call("score", "POST", "/score?model=mnist-vae", png_body))
     return calls
+
+
+def v2_request(latents: list[list[float]]) -> dict:
+    tensor = {"name": "latent", "shape": [len(latents), 2], "datatype": "FP32", "data": latents}
+    return {"inputs": [tensor]}
+
+
+def v2_binary_image() -> dict:
+    """One image as V2 binary tensor data, the outputs asked for as binary data too."""
+    image = np.zeros((1, 1, 28, 28), "<f4")
+    tensor = {"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32"}
+    header = json.dumps(
+        {
+            "inputs": [{**tensor, "parameters": {"binary_data_size": image.nbytes}}],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    return {
+        "content": header + image.tobytes(),
+        "headers": {"inference-header-content-length": str(len(header))},
+    }
 
 
 def bad_calls() -> list[Call]:
@@ -138,6 +161,13 @@ def bad_calls() -> list[Call]:
         ),
         Call("bad", "POST", "/interpolate", {"json": {"start": {}, "end": {}}}),
         Call("bad", "POST", "/reconstruct", {"json": {"images": ["not base64!"]}}),
+        Call("bad", "POST", "/v2/models/mnist-vae-2d-decoder/infer", {"json": v2_request([[0.0]])}),
+        Call(
+            "bad",
+            "POST",
+            "/v2/models/mnist-ae-encoder/infer",
+            {**v2_binary_image(), "headers": {"inference-header-content-length": "99999"}},
+        ),
     ]
 
 
