@@ -154,7 +154,8 @@ def start_target(target: str, log: Path, args: argparse.Namespace) -> servers.Se
     if target == "latentserve":
         return servers.latentserve(log, latentserve_settings(args))
     app = {"bare": "bench.bare_app:app", "peer": "bench.tutorial_peer:app"}[target]
-    return servers.uvicorn_app(app, log, servers.clean_environment())
+    threads = {"PEER_TORCH_THREADS": str(args.peer_threads)} if args.peer_threads else {}
+    return servers.uvicorn_app(app, log, servers.clean_environment(**threads))
 
 
 def latentserve_settings(args: argparse.Namespace) -> dict[str, str]:
@@ -520,6 +521,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"targets to run, comma-separated: {','.join(TARGETS)} (all)",
     )
     parser.add_argument("--workers", type=int, default=1, help="latentserve's uvicorn workers")
+    parser.add_argument(
+        "--peer-threads",
+        type=int,
+        help="torch threads of the tutorial peer (default: torch's own, one per core)",
+    )
     parser.add_argument(
         "--env",
         action="append",

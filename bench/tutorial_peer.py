@@ -43,6 +43,9 @@ def load_weights(graph: str) -> list[torch.Tensor]:
     return list(torch.jit.load(MODEL_DIR / f"{graph}.pt", map_location="cpu").state_dict().values())
 
 
+if "PEER_TORCH_THREADS" in os.environ:  # unset: torch's default, as in a tutorial
+    torch.set_num_threads(int(os.environ["PEER_TORCH_THREADS"]))
+
 encoder = nn.Sequential(nn.Flatten(), mlp(load_weights("encoder"), nn.Identity())).eval()
 decoder = mlp(load_weights("decoder"), nn.Sigmoid())
 to_tensor = transforms.Compose(
