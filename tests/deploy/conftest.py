@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,10 @@ def base_image() -> str:
 
 
 @pytest.fixture(scope="session")
-def serving_image(base_image) -> containers.Build:
-    return containers.build_serving_image()
+def serving_image(base_image) -> Iterator[containers.Build]:
+    built = containers.build_serving_image()
+    yield built
+    containers.remove_image(built.image)
 
 
 @pytest.fixture(scope="session")

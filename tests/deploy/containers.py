@@ -51,11 +51,6 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
     return result
 
 
-def image_id(name: str) -> str | None:
-    found = podman("image", "inspect", "--format", "{{.Id}}", name, check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
-
-
 def image_size(name: str) -> int:
     return int(podman("image", "inspect", "--format", "{{.Size}}", name).stdout)
 
@@ -79,20 +74,25 @@ class Build:
 
 
 def build(image: str, *args: str) -> Build:
-    """podman build; the image it replaces is removed, so reruns do not pile up images."""
-    previous = image_id(image)
     started = time.monotonic()
     podman("build", "--network", "host", "--format", "docker", "--tag", image, *args, timeout=900)
-    seconds = time.monotonic() - started
-    if previous not in (None, image_id(image)):
-        podman("rmi", previous, check=False)  # still used by a container: kept
-    return Build(image, seconds, image_size(image))
+    return Build(image, time.monotonic() - started, image_size(image))
 
 
 def build_serving_image() -> Build:
-    """The repo's Dockerfile, default target, on the Debian-made base."""
-    return build(SERVING_IMAGE, "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", str(ROOT))
+    """The repo's Dockerfile, default target, on the Debian-made base.
+
+    Tagged for this test session alone: several worktrees may test their own code on one
+    machine at once. The layers stay in podman's cache when the tag goes (remove_image).
+    """
+    tag = f"{SERVING_IMAGE}-test-{os.getpid()}"
+    return build(tag, "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", str(ROOT))
+
+
+def remove_image(image: str) -> None:
+    podman("rmi", image, check=False)
 
 
 def build_nginx_image() -> Build:
+    """The same Containerfile gives the same image, whichever session builds it."""
     return build(NGINX_IMAGE, "--file", str(PODMAN_DIR / "nginx.Containerfile"), str(PODMAN_DIR))

@@ -28,7 +28,9 @@ from deploy.podman.healthchecks import HealthCheckRunner
 from tests.conftest import skip_or_fail
 from tests.deploy.containers import ROOT, compose_binary, podman, podman_environment
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+# The first test of a session also builds the images: on a fresh machine debootstrap (~2.5 min)
+# and a cold build come first. Each compose command is bounded on its own (240 s).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 PROJECT = f"latentserve-test-{os.getpid()}"  # beside a user's project, or another run's
 COMPOSE_FILES = ("docker-compose.yml", "deploy/podman/compose.override.yml")
@@ -103,6 +105,7 @@ def stack(serving_image, nginx_image, tmp_path_factory) -> Iterator[Stack]:
         **podman_environment(),
         "DOCKER_HOST": f"unix://{socket}",
         "LATENTSERVE_HTTP_PORT": str(free_port()),
+        "LATENTSERVE_IMAGE": serving_image.image,  # this session's build
     }
     command = [binary]
     if shutil.which("docker"):  # `docker compose`, the CLI plugin, as users type it
@@ -157,9 +160,10 @@ def wait_for_spread(stack: Stack, addresses: set[str], timeout: float = 30) -> C
         time.sleep(1)
 
 
-def test_compose_starts_the_replicas_of_the_compose_file_behind_nginx(stack):
+def test_compose_starts_the_replicas_of_the_compose_file_behind_nginx(stack, serving_image):
     replicas = stack.containers("api")
     assert len(replicas) == REPLICAS, "deploy.replicas of docker-compose.yml"
+    assert {r["Image"] for r in replicas} == {serving_image.image}
     assert {r["Health"] for r in replicas} == {"healthy"}
     (nginx,) = stack.containers("nginx")
     assert nginx["State"] == "running"

@@ -16,7 +16,9 @@ import pytest
 from deploy.loopback import free_port
 from tests.deploy.containers import image_size, podman
 
-pytestmark = pytest.mark.slow
+# The first test of a session also builds the images: on a fresh machine debootstrap (~2.5 min)
+# and a cold build come first.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SHIPPED_MODELS = {"fashion-vae", "mnist-ae", "mnist-cvae", "mnist-dae", "mnist-vae", "mnist-vae-2d"}
 # What the venv and the shipped models add to the base, with some room: a dependency that
