@@ -32,6 +32,7 @@ from service.inputs import check_count
 from service.responses import json_response
 from service.routes.deps import app_state, loaded_registry
 from service.routes.docs import BINARY, binary_outputs
+from service.runner import Arrays
 
 TAG = "open inference protocol (v2)"
 VERSION = "1"
@@ -265,8 +266,8 @@ def _graph_inputs(
     served: ServedModel,
     name: str,
     expected: list[str],
-    given: dict,
-) -> dict:
+    given: Arrays,
+) -> Arrays:
     """The request's tensors checked against the graph: names, shapes, batch size, values."""
     if sorted(given) != sorted(expected):
         raise BadRequest(f"model {name!r} takes the inputs {expected}; got {list(given)}")
@@ -284,7 +285,7 @@ def _graph_inputs(
     if len(counts) > 1:
         raise BadRequest(f"the inputs of {name!r} must have one batch size; got {sorted(counts)}")
     check_count(counts.pop(), app_state(request).settings, "batch items")
-    checked = {}
+    checked: Arrays = {}
     for tensor, array in given.items():
         if tensor == "image":
             checked[tensor] = check_images(array, manifest.image)
