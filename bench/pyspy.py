@@ -37,7 +37,7 @@ def shares(path: Path) -> tuple[int, Counter, Counter]:
     inclusive, own, total = Counter(), Counter(), 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [_frame(f) for f in stack.split(";") if not f.startswith("thread (")]
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread ("))]
         if not frames or frames[-1].startswith(IDLE):
             continue
         total += int(count)
