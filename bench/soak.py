@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.url and not args.pid:
         parser.error("--url needs --pid, to sample the server's memory")
 
+    described = machine.describe()  # the load average as the run starts
     server = None
     if args.url:
         url, pid = args.url, args.pid
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": machine.commit(ROOT),
-        "machine": machine.describe(),
+        "machine": described,
         "load_average_end": machine.load_average(),
         "settings": {"seconds": args.seconds, "clients": args.clients, "warmup": args.warmup},
         **result,

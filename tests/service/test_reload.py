@@ -77,7 +77,7 @@ def test_sighup_under_load_swaps_models_without_a_failed_request(tmp_path):
     build_model_folder(models / "tiny-vae", "tiny-vae", latent_dim=4, seed=0)
     build_model_folder(models / "tiny-ae", "tiny-ae", family="ae", latent_dim=2)
     log = tmp_path / "server.log"
-    server = start_server(models, log, default_model="tiny-vae")
+    server = start_server(models, log, default_model="tiny-vae", queue_deadline_ms="30000")
     load = Load(server.url)
     stop = threading.Event()
     threads = [threading.Thread(target=load.client, args=(stop,)) for _ in range(CLIENTS)]
