@@ -26,7 +26,7 @@ DEFAULT_QUANTILE = 0.99
 NOISE_SIGMA = 0.5
 NOISE_SET = f"gaussian_noise_{NOISE_SIGMA:g}"
 OUTLIER_IMAGES = 2000  # outlier images per set, at most (the first of its test split)
-BATCH = 500
+BATCH = 200  # images per graph call (times the classes of a conditional model)
 
 
 @dataclass
@@ -64,11 +64,10 @@ class GraphScorer:
     def _batch(self, name: str, images: np.ndarray) -> np.ndarray:
         if not self.num_classes:
             return self._score(name, images, {})
-        per_class = [
-            self._score(name, images, {"label": _one_hot(c, len(images), self.num_classes)})
-            for c in range(self.num_classes)
-        ]
-        return np.min(per_class, axis=0)
+        tiled, labels = scores.every_class(images, self.num_classes)
+        onehot = np.eye(self.num_classes, dtype=np.float32)[labels]
+        return scores.lowest_over_classes(self._score(name, tiled, {"label": onehot}),
+                                          len(images))
 
     def _score(self, name: str, images: np.ndarray, label: dict) -> np.ndarray:
         outputs = self.encoder.run(None, {"image": images, **label})
@@ -123,12 +122,6 @@ def noisy(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     return np.clip(images + sigma * noise, 0.0, 1.0).astype(np.float32)
 
 
-def _one_hot(label: int, count: int, classes: int) -> np.ndarray:
-    onehot = np.zeros((count, classes), np.float32)
-    onehot[:, label] = 1.0
-    return onehot
-
-
 def evaluation_rows(calibration: Calibration) -> list[tuple[str, ScoreCalibration]]:
     """(title, score) pairs in the order the card and the docs show them."""
     rows = [("score", calibration.score)]
@@ -145,8 +138,8 @@ def draw_histogram(samples: ScoreSamples, calibration: Calibration, path: Path) 
     from matplotlib import pyplot as plt
 
     rows = evaluation_rows(calibration)
-    figure, axes = plt.subplots(1, len(rows), figsize=(6.4 * len(rows), 3.6), squeeze=False)
-    for axis, (_, score) in zip(axes[0], rows, strict=True):
+    figure, axes = plt.subplots(len(rows), 1, figsize=(6.4, 3.2 * len(rows)), squeeze=False)
+    for axis, (_, score) in zip(axes[:, 0], rows, strict=True):
         test = samples.test[score.name]
         sets = {"test split": test, **samples.outliers[score.name]}
         low, high = np.percentile(np.concatenate(list(sets.values())), [0.5, 99.5])

@@ -205,6 +205,60 @@ def _checkpoint_metrics(checkpoint: Path, model: Autoencoder, splits: Splits,
                     iw_samples=config.iw_samples, seed=config.seed)
 
 
+def calibrate_folder(
+    folder: Path | str,
+    *,
+    data_root: Path | str | None = None,
+    outliers: Mapping[str, ImageSplit] | None = None,
+    threshold_quantile: float = anomaly.DEFAULT_QUANTILE,
+    splits: Splits | None = None,
+) -> Manifest:
+    """Calibrate an exported model folder in place, from its graphs and its data alone: the
+    anomaly scores, the score histogram and section of the card, the dataset entry, and the
+    machine paths stripped from its graphs. For folders exported before calibration existed;
+    the graphs compute exactly what they computed before. The data is the one the manifest's
+    training settings name (from `data_root` when given), unless `splits` are given."""
+    folder = Path(folder)
+    manifest = verify_folder(folder)
+    config = TrainConfig.from_dict(
+        {k: _setting(k, v) for k, v in manifest.training.items() if k in _CONFIG_FIELDS})
+    if data_root is not None:
+        config.data_root = str(data_root)
+    splits = splits or load_data(config)
+    with _staging_folder(folder) as staging:
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+        for part in ("encoder", "decoder"):
+            graphs.strip_stack_traces_file(staging / f"{part}.onnx")
+            graphs.strip_debug_records(staging / f"{part}.pt")
+        scorer = anomaly.GraphScorer(
+            staging, variational=manifest.variational,
+            num_classes=manifest.num_classes if manifest.conditional else 0,
+            reconstruction=str(manifest.training.get("reconstruction", "bce")))
+        held_out = {key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
+                    for key, split in (outliers or {}).items()}
+        calibration, samples = anomaly.calibrate(
+            scorer, splits.val.images.numpy(), splits.test.images.numpy(), held_out,
+            quantile=threshold_quantile, seed=config.seed)
+        fields = dict(manifest) | {"calibration": calibration,
+                                   "dataset": DatasetInfo(**splits.info)}
+        card.redraw_scores(staging, fields, samples)
+        fields["files"] = hash_files(staging)
+        updated = Manifest(**fields)
+        (staging / MANIFEST).write_text(updated.model_dump_json(indent=2) + "\n")
+        verify_folder(staging)
+    return updated
+
+
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def _setting(key: str, value: object) -> object:
+    """A manifest training setting back as a TrainConfig value (nested ones were JSON)."""
+    if key in ("model_options", "image_shape") and isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
 def verify_folder(folder: Path | str) -> Manifest:
     """Read a model folder's manifest and check that it lists exactly the folder's files,
     each with the right size and sha256. Raises `ExportError` otherwise."""

@@ -108,10 +108,14 @@ def write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], signature: 
     except Exception as error:  # torch.export raises many types; all mean "not exportable"
         raise GraphError(f"the ONNX exporter cannot export {path.stem}: {error}") from error
     program.save(str(path))
+    strip_stack_traces_file(path)
+    check_onnx(path, signature)
+
+
+def strip_stack_traces_file(path: Path) -> None:
     model = onnx.load(str(path))
     strip_stack_traces(model)
     onnx.save(model, str(path))
-    check_onnx(path, signature)
 
 
 STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"

@@ -3,6 +3,8 @@ deterministic, described in the manifest and the card; and no machine path in an
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import onnxruntime as ort
 
@@ -11,7 +13,7 @@ from service.manifest import Manifest
 from tests.export.conftest import outlier_sets
 from tests.export.tiny_models import trained_model
 from tests.machine_paths import machine_paths_below
-from training.export import export_model
+from training.export import calibrate_folder, export_model, hash_files, verify_folder
 
 
 def read_manifest(folder) -> Manifest:
@@ -98,3 +100,21 @@ def test_export_is_deterministic_down_to_the_onnx_bytes(exported, splits, tmp_pa
     for graph in ("encoder.onnx", "decoder.onnx"):
         assert (again / graph).read_bytes() == (folder / graph).read_bytes(), graph
     assert read_manifest(again).calibration == read_manifest(folder).calibration
+
+
+def test_calibrating_an_uncalibrated_folder_later_gives_the_export_figures(
+        exported, splits, tmp_path):
+    folder, _ = exported["cvae"]
+    old = tmp_path / folder.name
+    shutil.copytree(folder, old)
+    manifest = read_manifest(folder)
+    (old / "card" / "scores.png").unlink()
+    stripped = manifest.model_copy(update={"calibration": None, "files": hash_files(old)})
+    (old / "manifest.json").write_text(stripped.model_dump_json(indent=2))
+    assert verify_folder(old).calibration is None
+
+    again = calibrate_folder(old, splits=splits, outliers=outlier_sets(splits))
+    assert again.calibration == manifest.calibration
+    assert again == verify_folder(old)
+    assert (old / "card" / "scores.png").is_file()
+    assert "## Anomaly scores" in (old / "README.md").read_text()

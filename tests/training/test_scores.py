@@ -89,3 +89,11 @@ def test_auroc_counts_how_often_outliers_outscore_inliers():
 
 def test_anomalous_means_above_the_threshold():
     assert scores.anomalous(np.array([0.9, 1.0, 1.1]), 1.0).tolist() == [False, False, True]
+
+
+def test_conditional_scores_keep_the_lowest_class():
+    tiled, labels = scores.every_class(IMAGES[:2], 3)
+    assert tiled.shape == (6, 1, 6, 6) and labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert np.array_equal(tiled[4], IMAGES[0])
+    per_row = np.array([5.0, 1.0, 2.0, 7.0, 3.0, 0.5])
+    assert scores.lowest_over_classes(per_row, 2).tolist() == [2.0, 0.5]
