@@ -12,6 +12,8 @@ from client.results import (
     Reconstruction,
     ReferenceMap,
     Samples,
+    ScoreResult,
+    Scores,
 )
 from client.retry import RetryPolicy
 
@@ -29,4 +31,6 @@ __all__ = [
     "ReferenceMap",
     "RetryPolicy",
     "Samples",
+    "ScoreResult",
+    "Scores",
 ]

@@ -21,6 +21,7 @@ from client.results import (
     Reconstruction,
     ReferenceMap,
     Samples,
+    Scores,
 )
 from client.retry import NO_RETRY, RetryPolicy
 
@@ -153,6 +154,10 @@ class Client:
         return self._send(
             calls.reconstruct(images, labels=labels, model=model or self.model, output=output)
         )
+
+    def score(self, images: Images, *, model: str | None = None) -> Scores:
+        """Anomaly scores of the images, their percentiles and verdicts (POST /score)."""
+        return self._send(calls.score(images, model=model or self.model))
 
     def models(self) -> ModelList:
         return self._send(calls.models())
@@ -300,6 +305,10 @@ class AsyncClient:
         return await self._send(
             calls.reconstruct(images, labels=labels, model=model or self.model, output=output)
         )
+
+    async def score(self, images: Images, *, model: str | None = None) -> Scores:
+        """Anomaly scores of the images, their percentiles and verdicts (POST /score)."""
+        return await self._send(calls.score(images, model=model or self.model))
 
     async def models(self) -> ModelList:
         return await self._send(calls.models())

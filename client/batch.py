@@ -1,18 +1,21 @@
-"""`latentserve-batch`: encode folders of images to .npz, decode latents or sample to PNGs.
+"""`latentserve-batch`: encode folders of images to .npz, decode latents or sample to PNGs,
+screen folders for anomalies into a CSV.
 
     latentserve-batch encode digits/ -o latents.npz --concurrency 8
     latentserve-batch decode latents.npz -o decoded/
     latentserve-batch sample -n 64 --seed 0 -o samples/
+    latentserve-batch score incoming/ -o scores.csv
 
 Requests run concurrently (bounded by --concurrency), a progress bar counts images, and an
-interrupted `encode` resumes where it stopped when run again (see client.checkpoint);
-`decode` and `sample` skip the PNGs already written.
+interrupted `encode` or `score` resumes where it stopped when run again (see
+client.checkpoint); `decode` and `sample` skip the PNGs already written.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import glob
 import os
 import sys
@@ -65,11 +68,39 @@ async def run_bounded(jobs: Iterable[Callable[[], Awaitable[None]]], concurrency
         raise failures.exceptions[0] from None
 
 
-async def encode(args: argparse.Namespace) -> None:
+def image_names(args: argparse.Namespace) -> list[str]:
     files = find_images(args.inputs)
     if not files:
         raise SystemExit(f"no images found in {' '.join(args.inputs)}")
-    names = [str(f) for f in files]
+    return [str(f) for f in files]
+
+
+ChunkJob = Callable[[AsyncClient, list[str], int], Awaitable[dict[str, np.ndarray]]]
+
+
+async def _chunked_job(args: argparse.Namespace, desc: str, names: list[str], job: dict,
+                       run_chunk: ChunkJob) -> tuple[ChunkStore, int]:
+    """Runs the chunks of `names` not finished by an earlier run, saving each as it lands."""
+    store = ChunkStore(args.out, job)
+    store.open(restart=args.restart)
+    chunks = chunked(names, args.batch_size)
+    todo = [i for i, chunk in enumerate(chunks) if not store.has(i, list(chunk))]
+    done = len(names) - sum(len(chunks[i]) for i in todo)
+
+    with tqdm(total=len(names), initial=done, unit="img", desc=desc) as progress:
+        async with _client(args) as client:
+
+            async def one(index: int) -> None:
+                chunk = list(chunks[index])
+                store.save(index, chunk, await run_chunk(client, chunk, index))
+                progress.update(len(chunk))
+
+            await run_bounded([lambda i=i: one(i) for i in todo], args.concurrency)
+    return store, len(chunks)
+
+
+async def encode(args: argparse.Namespace) -> None:
+    names = image_names(args)
     job = {
         "model": args.model,
         "batch_size": args.batch_size,
@@ -77,30 +108,59 @@ async def encode(args: argparse.Namespace) -> None:
         "sample": args.sample,
         "seed": args.seed,
     }
-    store = ChunkStore(args.out, job)
-    store.open(restart=args.restart)
-    chunks = chunked(names, args.batch_size)
-    todo = [i for i, chunk in enumerate(chunks) if not store.has(i, list(chunk))]
-    done = len(names) - sum(len(chunks[i]) for i in todo)
 
-    with tqdm(total=len(names), initial=done, unit="img", desc="encode") as progress:
-        async with _client(args) as client:
+    async def encode_chunk(client: AsyncClient, chunk: list[str], index: int) -> dict:
+        seed = None if args.seed is None else args.seed + index
+        result = await client.encode(chunk, labels=args.label, sample=args.sample, seed=seed)
+        return {"latents": result.latents, "model": np.asarray(result.model)}
 
-            async def encode_chunk(index: int) -> None:
-                chunk = list(chunks[index])
-                seed = None if args.seed is None else args.seed + index
-                result = await client.encode(
-                    chunk, labels=args.label, sample=args.sample, seed=seed
-                )
-                store.save(
-                    index, chunk, {"latents": result.latents, "model": np.asarray(result.model)}
-                )
-                progress.update(len(chunk))
-
-            await run_bounded([lambda i=i: encode_chunk(i) for i in todo], args.concurrency)
-
-    _merge(store, len(chunks), args)
+    store, count = await _chunked_job(args, "encode", names, job, encode_chunk)
+    _merge(store, count, args)
     print(f"wrote {len(names)} latents to {args.out}", file=sys.stderr)
+
+
+SCORE_COLUMNS = ("score", "percentile", "anomalous")
+
+
+async def score(args: argparse.Namespace) -> None:
+    names = image_names(args)
+    job = {"command": "score", "model": args.model, "batch_size": args.batch_size}
+
+    async def score_chunk(client: AsyncClient, chunk: list[str], index: int) -> dict:
+        result = await client.score(chunk)
+        arrays = {"model": np.asarray(result.model), "score_name": np.asarray(result.score),
+                  **_score_columns(result, "")}
+        if result.corrected is not None:
+            arrays |= _score_columns(result.corrected, "corrected_")
+        return arrays
+
+    store, count = await _chunked_job(args, "score", names, job, score_chunk)
+    parts = [store.load(i) for i in range(count)]
+    header = ["path", *(k for k in parts[0] if k not in ("names", "model", "score_name"))]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for part in parts:
+            for row in zip(*(part["names" if k == "path" else k] for k in header), strict=True):
+                writer.writerow([_cell(value) for value in row])
+    store.remove()
+    flagged = sum(int(part["anomalous"].sum()) for part in parts)
+    print(f"wrote {len(names)} scores ({parts[0]['score_name']}, model {parts[0]['model']}) "
+          f"to {args.out}: {flagged} anomalous", file=sys.stderr)
+
+
+def _score_columns(result, prefix: str) -> dict[str, np.ndarray]:
+    return {f"{prefix}score": result.scores, f"{prefix}percentile": result.percentiles,
+            f"{prefix}anomalous": result.anomalous}
+
+
+def _cell(value) -> str:
+    if isinstance(value, np.bool_ | bool):
+        return "true" if value else "false"
+    if isinstance(value, np.floating | float):
+        return f"{float(value):.6g}"
+    return str(value)
 
 
 def _merge(store: ChunkStore, count: int, args: argparse.Namespace) -> None:
@@ -227,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("-o", "--out", type=Path, required=True, help="folder for the PNGs")
     dec.add_argument("--label", type=int, help="class of every image (conditional models)")
 
+    sco = commands.add_parser(
+        "score", help="images -> CSV of anomaly scores (path, score, percentile, anomalous)")
+    sco.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    sco.add_argument("-o", "--out", type=Path, required=True, help="the .csv to write")
+    sco.add_argument("--restart", action="store_true", help="discard partial results")
+
     smp = commands.add_parser("sample", help="generated images -> folder of PNGs")
     smp.add_argument("-n", type=int, default=16, help="number of images")
     smp.add_argument("--seed", type=int, help="same seed, same images")
@@ -236,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"encode": encode, "decode": decode, "sample": sample}
+COMMANDS = {"encode": encode, "decode": decode, "sample": sample, "score": score}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from client.results import (
     Reconstruction,
     ReferenceMap,
     Samples,
+    Scores,
 )
 
 T = TypeVar("T")
@@ -123,6 +124,10 @@ def reconstruct(
 ) -> Call[Reconstruction]:
     params = _common(model, output)
     return _image_request("/reconstruct", images, labels, params, _json(Reconstruction.from_json))
+
+
+def score(images, *, model: str | None = None) -> Call[Scores]:
+    return _image_request("/score", images, None, _common(model), _json(Scores.from_json))
 
 
 def decode(

@@ -60,6 +60,48 @@ def _matrix(values: list[list[float]] | None) -> np.ndarray | None:
 
 
 @dataclass(frozen=True)
+class ScoreResult:
+    """One anomaly score per image, judged against the model's validation split."""
+
+    score: str  # the score's name, e.g. neg_elbo
+    unit: str
+    description: str
+    scores: np.ndarray  # [N] float64; higher is more anomalous
+    threshold: float
+    threshold_quantile: float
+    percentiles: np.ndarray  # [N] in 0..100
+    anomalous: np.ndarray  # [N] bool
+
+    @classmethod
+    def from_json(cls, body: dict) -> ScoreResult:
+        return cls(
+            score=body["score"],
+            unit=body["unit"],
+            description=body["description"],
+            scores=np.asarray(body["scores"], dtype=np.float64),
+            threshold=float(body["threshold"]),
+            threshold_quantile=float(body["threshold_quantile"]),
+            percentiles=np.asarray(body["percentiles"], dtype=np.float64),
+            anomalous=np.asarray(body["anomalous"], dtype=bool),
+        )
+
+
+@dataclass(frozen=True)
+class Scores(ScoreResult):
+    """POST /score: the model's score, and its complexity-corrected one where it has one."""
+
+    model: str = ""
+    corrected: ScoreResult | None = None
+
+    @classmethod
+    def from_json(cls, body: dict) -> Scores:
+        plain = ScoreResult.from_json(body)
+        corrected = body.get("corrected")
+        return cls(**vars(plain), model=body["model"],
+                   corrected=ScoreResult.from_json(corrected) if corrected else None)
+
+
+@dataclass(frozen=True)
 class Encoding:
     model: str
     latent_dim: int

@@ -52,7 +52,7 @@ DECODE = {
             "decode that latent with other labels: the style is kept, the class changes. "
             "A zero latent stands in here for the latent /encode returns."
         ),
-        "value": {"latents": [[0.0] * 4] * 3, "labels": [3, 5, 8]},
+        "value": {"latents": [[0.0] * 3] * 3, "labels": [3, 5, 8]},
     },
 }
 
@@ -74,5 +74,21 @@ INTERPOLATE = {
             "steps": 10,
             "method": "linear",
         },
+    },
+}
+
+SCORE = {
+    "digits": {
+        "summary": "Two digits (any MNIST model): low scores, not anomalous",
+        "value": {"images": [SEVEN_PNG, ONE_PNG]},
+    },
+    "fashion": {
+        "summary": "The same digits to model=fashion-vae: see `corrected`",
+        "description": (
+            "A likelihood model of clothing finds digits *more* likely than clothing "
+            "(Nalisnick et al. 2019): the plain score calls them normal, the corrected one "
+            "flags them."
+        ),
+        "value": {"images": [SEVEN_PNG, ONE_PNG]},
     },
 }

@@ -20,7 +20,7 @@ from service.core.settings import Settings, get_settings
 from service.openapi import build_openapi
 from service.registry import load_registry
 from service.reload import Reloader
-from service.routes import decode, encode, health, interpolate, models, sample, v2, web
+from service.routes import decode, encode, health, interpolate, models, sample, score, v2, web
 from service.routes.lean import lean_routes
 from service.state import AppState
 
@@ -51,12 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.latentserve = state
     state.metrics.watch_queues(state.queue_depths)
     install_error_handlers(app)
-    for module in (encode, decode, sample, interpolate, models, health, v2):
+    for module in (encode, decode, sample, interpolate, score, models, health, v2):
         app.include_router(module.router)
     app.include_router(v2.infer_router)
     # The routes that run models are served lean, ahead of their documented twins.
     app.router.routes[:0] = lean_routes(
-        encode.router, decode.router, sample.router, interpolate.router, v2.infer_router
+        encode.router, decode.router, sample.router, interpolate.router, score.router,
+        v2.infer_router,
     )
     if web.STATIC_DIR.is_dir():
         app.include_router(web.router)  # last: its catch-all path must not shadow the API

@@ -29,6 +29,10 @@ class ImagesRequest(_Request):
     )
 
 
+class ScoreRequest(_Request):
+    images: list[ImageItem] = Field(min_length=1, description=IMAGE_ITEM_DOC)
+
+
 class EncodeRequest(ImagesRequest):
     sample: bool | None = Field(
         None, description="Return z = mean + exp(logvar/2)·ε instead of the mean (variational)."
@@ -96,6 +100,26 @@ class InterpolateResponse(ImagesResponse):
 class ReconstructResponse(ImagesResponse):
     latents: list[list[float]] = Field(description="The encoder's mean (or latent) per image.")
     mse: list[float] = Field(description="Mean squared error per image, in the model's range.")
+
+
+class ScoreResult(BaseModel):
+    score: str = Field(description="The score's name (docs/export.md defines each).")
+    unit: str
+    description: str
+    scores: list[float] = Field(description="One per image; higher is more anomalous.")
+    threshold: float = Field(description="Above it an image is anomalous.")
+    threshold_quantile: float = Field(
+        description="The threshold is this quantile of the validation split's scores.")
+    percentiles: list[float] = Field(
+        description="Where each score falls among the validation split's scores, 0-100.")
+    anomalous: list[bool] = Field(description="score > threshold, per image.")
+
+
+class ScoreResponse(ScoreResult):
+    model: str
+    corrected: ScoreResult | None = Field(
+        description="The input-complexity-corrected score, for models trained with a "
+        "Bernoulli (BCE) likelihood; null otherwise.")
 
 
 class TensorInfo(BaseModel):

@@ -123,6 +123,21 @@ def compute(
     return score
 
 
+# ---------------------------------------------------------------- conditional models
+
+
+def every_class(images: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The batch repeated once per class [K*N, ...] with its labels [K*N] (class-major): a
+    conditional model scores an image under every class and keeps the lowest score."""
+    labels = np.repeat(np.arange(num_classes), len(images))
+    return np.tile(images, (num_classes,) + (1,) * (images.ndim - 1)), labels
+
+
+def lowest_over_classes(values: np.ndarray, count: int) -> np.ndarray:
+    """Scores of `every_class` rows [K*N] -> the lowest per image [N]."""
+    return np.asarray(values).reshape(-1, count).min(axis=0)
+
+
 # ---------------------------------------------------------------- calibration
 
 

@@ -75,6 +75,9 @@ export const api = {
       },
     }),
 
+  score: (model, imageDataUrl) =>
+    call("score", { method: "POST", params: { model }, body: { images: [imageDataUrl] } }),
+
   sample: (model, n, seed, temperature, label) =>
     call("sample", { params: { model, n, seed, temperature, label } }),
 };

@@ -2,6 +2,7 @@
 
 import { api, apiKey, pngSource } from "./api.js";
 import { DrawPad } from "./drawpad.js";
+import { drawHistogram } from "./histogram.js";
 import { LatentMap, PALETTE } from "./latentmap.js";
 
 const $ = (id) => document.getElementById(id);
@@ -108,6 +109,7 @@ function clearResults() {
   $("interp-slider").disabled = true;
   $("interp-position").textContent = "";
   $("sample-grid").replaceChildren();
+  clearScore();
 }
 
 // --- draw and reconstruct --------------------------------------------------------------------
@@ -140,12 +142,59 @@ function renderLatent(latent) {
 async function reconstructDrawing() {
   const image = drawPad.toDataUrl(...imageSize());
   if (image === null) return;
+  scoreDrawing(image);
   await busy($("encode-card"), async () => {
     const result = await api.reconstruct(state.model.name, image, state.label);
     $("reconstruction").src = pngSource(result.images[0]);
     $("reconstruction-mse").textContent = `MSE ${result.mse[0].toFixed(4)}`;
     renderLatent(result.latents[0]);
     if (latentMap.reference) latentMap.setMarker("drawing", latentMap.toPoint(result.latents[0]));
+  });
+}
+
+// --- anomaly score -----------------------------------------------------------------------------
+
+function clearScore() {
+  const calibration = state.model.calibration;
+  $("score-empty").hidden = calibration !== null;
+  $("score-histogram").hidden = calibration === null;
+  const verdict = $("score-verdict");
+  verdict.className = "verdict";
+  verdict.textContent = calibration ? "Draw or upload an image" : "No calibration";
+  for (const id of ["score-value", "score-percentile"]) $(id).textContent = "–";
+  $("score-threshold").textContent = calibration ? number(calibration.score.threshold) : "–";
+  $("score-corrected").hidden = true;
+  $("score-name").textContent = calibration
+    ? `${calibration.score.name} (${calibration.score.unit}): ${calibration.score.description}. ` +
+      `Histogram: the ${calibration.images.toLocaleString("en")} ${calibration.split} images; dashed: the threshold, ` +
+      `their ${Math.round(calibration.score.threshold_quantile * 100)}th percentile.`
+    : "";
+  if (calibration) drawHistogram($("score-histogram"), calibration.score);
+}
+
+const number = (value) => (Math.abs(value) >= 1000 ? value.toFixed(0) : value.toFixed(1));
+const verdictText = (anomalous) => (anomalous ? "Anomalous" : "Normal");
+
+async function scoreDrawing(image) {
+  const model = state.model;
+  if (!model.calibration) return;
+  await busy($("score-card"), async () => {
+    const result = await api.score(model.name, image);
+    if (state.model !== model) return;
+    const verdict = $("score-verdict");
+    verdict.className = `verdict ${result.anomalous[0] ? "anomalous" : "normal"}`;
+    verdict.textContent = verdictText(result.anomalous[0]);
+    $("score-value").textContent = `${number(result.scores[0])} ${result.unit}`;
+    $("score-percentile").textContent = `${result.percentiles[0].toFixed(1)} %`;
+    drawHistogram($("score-histogram"), model.calibration.score, result.scores[0]);
+    const corrected = result.corrected;
+    $("score-corrected").hidden = !corrected;
+    if (corrected) {
+      $("score-corrected").textContent =
+        `Corrected for the image's own complexity (${corrected.score}): ` +
+        `${number(corrected.scores[0])} ${corrected.unit}, percentile ` +
+        `${corrected.percentiles[0].toFixed(1)}: ${verdictText(corrected.anomalous[0]).toLowerCase()}.`;
+    }
   });
 }
 
@@ -262,6 +311,7 @@ $("draw-clear").addEventListener("click", () => {
   $("latent-values").replaceChildren();
   $("latent-dim").textContent = "";
   $("reconstruction-mse").textContent = "";
+  clearScore();
   delete latentMap.markers.drawing;
   latentMap.draw();
 });

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 import subprocess
@@ -159,3 +160,42 @@ def test_the_console_script_is_installed(server, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert len(list(tmp_path.glob("*.png"))) == 2
+
+
+def score_requests(server) -> float:
+    with Client(server.url) as client:
+        text = client.metrics()
+    pattern = r'latentserve_requests_total\{[^}]*route="/score"[^}]*\} ([0-9.e+]+)'
+    return sum(float(v) for v in re.findall(pattern, text))
+
+
+def test_score_a_folder_into_a_csv_and_resume_after_a_failure(
+    server, digit_folder, tmp_path, capsys
+):
+    folder = tmp_path / "incoming"
+    shutil.copytree(digit_folder, folder)
+    odd = folder / "odd" / "scribble.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)).save(odd)
+    broken = folder / "zz-broken.png"
+    broken.write_bytes(b"not a png")  # sorts last: the last chunk fails, the others are kept
+    out = tmp_path / "scores.csv"
+    args = ("--batch-size", "16", "--concurrency", "1", "score", str(folder), "-o", str(out))
+    assert main(["--url", server.url, "--model", "mnist-vae", *args]) == 1
+    assert not out.exists() and "the server refused" in capsys.readouterr().err
+    assert len(list(out.with_name("scores.csv.partial").glob("chunk-*.npz"))) == 2
+
+    broken.unlink()
+    before = score_requests(server)
+    assert main(["--url", server.url, "--model", "mnist-vae", *args]) == 0
+    assert score_requests(server) - before == 1, "only the failed chunk is sent again"
+    rows = list(csv.DictReader(out.open()))
+    files = sorted(p for p in folder.rglob("*.png"))
+    assert [row["path"] for row in rows] == [str(f) for f in files]
+    assert set(rows[0]) == {"path", "score", "percentile", "anomalous", "corrected_score",
+                            "corrected_percentile", "corrected_anomalous"}
+    with Client(server.url, model="mnist-vae") as client:
+        expected = client.score(files)
+    np.testing.assert_allclose([float(r["score"]) for r in rows], expected.scores, rtol=1e-5)
+    flagged = {Path(r["path"]).name for r in rows if r["anomalous"] == "true"}
+    assert "scribble.png" in flagged and len(flagged) <= 3
+    assert f"{len(flagged)} anomalous" in capsys.readouterr().err

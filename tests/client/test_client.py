@@ -268,3 +268,25 @@ def test_connection_errors_are_retried_then_raised():
         pytest.raises(httpx.ConnectError),
     ):
         client.models()
+
+
+def test_score_judges_digits_and_noise_in_both_clients(server, digits):
+    images, _ = digits
+    noise = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    with Client(server.url, model="mnist-vae") as client:
+        result = client.score([png_of(im) for im in images[:8]] + [png_of(n) for n in noise])
+        info = client.model_info("mnist-vae").raw["calibration"]
+
+    async def score_async():
+        async with AsyncClient(server.url, model="mnist-vae") as client:
+            return await client.score(images[:8].astype(np.float32) / 255.0)
+
+    again = asyncio.run(score_async())
+    assert (result.model, result.score, result.unit) == ("mnist-vae", "neg_elbo", "nats")
+    assert result.threshold == info["score"]["threshold"]
+    assert result.scores.shape == result.percentiles.shape == result.anomalous.shape == (12,)
+    assert not result.anomalous[:8].all() and result.anomalous[8:].all()
+    assert (result.percentiles[8:] == 100.0).all()
+    np.testing.assert_allclose(again.scores, result.scores[:8], rtol=1e-5)
+    assert result.corrected.score == "neg_elbo_minus_entropy"
+    assert result.corrected.anomalous[8:].all()
