@@ -227,6 +227,7 @@ def calibrate_folder(
     splits = splits or load_data(config)
     with _staging_folder(folder) as staging:
         shutil.copytree(folder, staging, dirs_exist_ok=True)
+        (staging / MANIFEST).unlink()  # rewritten below: the card lists every other file
         for part in ("encoder", "decoder"):
             graphs.strip_stack_traces_file(staging / f"{part}.onnx")
             graphs.strip_debug_records(staging / f"{part}.pt")

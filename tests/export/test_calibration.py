@@ -117,4 +117,6 @@ def test_calibrating_an_uncalibrated_folder_later_gives_the_export_figures(
     assert again.calibration == manifest.calibration
     assert again == verify_folder(old)
     assert (old / "card" / "scores.png").is_file()
-    assert "## Anomaly scores" in (old / "README.md").read_text()
+    card = (old / "README.md").read_text()
+    assert "## Anomaly scores" in card and "| `manifest.json` |" not in card
+    assert card == (folder / "README.md").read_text()

@@ -76,9 +76,9 @@ def test_server_is_live_ready_and_names_its_extensions(client):
         (
             "mnist-cvae-encoder",
             {"image": [-1, 1, 28, 28], "label": [-1, 10]},
-            {"mean": [-1, 4], "logvar": [-1, 4]},
+            {"mean": [-1, 3], "logvar": [-1, 3]},
         ),
-        ("mnist-cvae-decoder", {"latent": [-1, 4], "label": [-1, 10]}, {"image": [-1, 1, 28, 28]}),
+        ("mnist-cvae-decoder", {"latent": [-1, 3], "label": [-1, 10]}, {"image": [-1, 1, 28, 28]}),
     ],
 )
 def test_model_metadata_is_the_graphs_signature(client, v2_model, inputs, outputs):
@@ -274,7 +274,7 @@ def bad_requests() -> list:
         ),
         pytest.param(
             "mnist-cvae-decoder",
-            [tensor("latent", np.zeros((2, 4), np.float32)), tensor("label", one_hot([1]))],
+            [tensor("latent", np.zeros((2, 3), np.float32)), tensor("label", one_hot([1]))],
             400,
             ["one batch size"],
             id="batch-sizes",
