@@ -375,7 +375,7 @@ GOOD_REQUEST = {
     "id": "1",
     "parameters": {"binary_data_output": False},
     "inputs": [
-        {"name": "latent", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4},
+        {"name": "latent", "shape": [1, 3], "datatype": "FP32", "data": [0.0] * 3},
         {"name": "label", "shape": [1, 10], "datatype": "FP32", "data": [1.0] + [0.0] * 9},
     ],
     "outputs": [{"name": "image", "parameters": {"binary_data": False}}],
