@@ -20,6 +20,7 @@ import pyspng
 from PIL import Image, UnidentifiedImageError
 
 from service.core.errors import BadInput
+from service.latents import LATENT_LIMIT
 from service.manifest import ImageSpec
 
 DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w-]+=[\w.-]+)*;base64,", re.IGNORECASE)
@@ -211,6 +212,9 @@ def latents_from_values(values: object, latent_dim: int, max_rows: int) -> np.nd
     if array.shape[0] > max_rows:
         raise BadInput(f"{array.shape[0]} latent vectors in one request; the limit is {max_rows}")
     check_finite(array, "latent values")
+    peak = float(np.abs(array).max())
+    if peak > LATENT_LIMIT:
+        raise BadInput(f"latent values must lie within ±{LATENT_LIMIT:g}; got {peak:g}")
     return array
 
 

@@ -41,6 +41,10 @@ RECONSTRUCT = {
 }
 
 DECODE = {
+    "default_model": {
+        "summary": "The origin and a point of the default model's 20-D latent space",
+        "value": {"latents": [[0.0] * 20, [0.5, -1.0] * 10]},
+    },
     "two_d": {
         "summary": "Two points of the 2-D latent map (model=mnist-vae-2d)",
         "value": {"latents": [[0.0, 0.0], [1.5, -0.5]]},

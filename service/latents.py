@@ -10,6 +10,9 @@ import numpy as np
 from service.manifest import MixtureSampler, PriorSampler
 
 Method = Literal["linear", "spherical"]
+# Latents a model produces are O(1)..O(100); far larger ones overflow float32 inside a decoder
+# (1e38 decodes to NaN), so latent values are refused beyond this bound.
+LATENT_LIMIT = 1e6
 
 
 def new_seed() -> int:

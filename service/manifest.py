@@ -182,6 +182,7 @@ class ReferenceSet(_Strict):
     projection: Literal["identity", "pca"]
     projection_mean: list[float]
     projection_components: list[list[float]]  # [2, latent_dim]
-    points: list[tuple[float, float]]
+    # Pairs as 2-item arrays, not tuples: JSON Schema tuples (prefixItems) trip OpenAPI tools.
+    points: list[Annotated[list[float], Field(min_length=2, max_length=2)]]
     labels: list[int]
     class_means: list[list[float]] | None = None  # [num_classes, latent_dim]

@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from service.latents import Method
+from service.latents import LATENT_LIMIT, Method
 from service.manifest import Calibration
 
-ImageItem = str | list[Any]
-IMAGE_ITEM_DOC = (
-    "A base64 PNG/JPEG (a `data:image/...;base64,` prefix is allowed), or a nested list "
-    "[H][W] / [C][H][W] of numbers in the model's value range."
-)
+# Seeds are echoed in responses: they must fit a signed 64-bit integer, as JSON libraries and
+# numpy read them (orjson refuses larger integers).
+SEED_MAX = 2**63 - 1
+
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+Label = Annotated[int, Field(ge=0, description="A class index of a conditional model.")]
+LatentValue = Annotated[float, Field(ge=-LATENT_LIMIT, le=LATENT_LIMIT, allow_inf_nan=False)]
+Base64Image = Annotated[
+    str,
+    Field(
+        description="A base64 PNG (JPEG and the other formats Pillow reads are accepted too; a "
+        "`data:image/...;base64,` prefix is allowed), of any size: it is resized.",
+        json_schema_extra={"contentEncoding": "base64", "contentMediaType": "image/png"},
+    ),
+]
+_ROWS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
+# Checked as numbers by numpy, not here: its messages name the shape that was wrong.
+NestedImage = Annotated[
+    list[Any],
+    WithJsonSchema(
+        {
+            "anyOf": [_ROWS, {"type": "array", "items": _ROWS}],
+            "description": "A nested list [H][W] or [C][H][W] of numbers in the model's range.",
+        }
+    ),
+]
+ImageItem = Base64Image | NestedImage
+IMAGE_ITEM_DOC = "Each image a base64 PNG, or a nested list [H][W] / [C][H][W] of numbers."
 ImageOut = str | list[Any]
 IMAGE_OUT_DOC = "Base64 PNG, or a nested list [C][H][W] with `output=array`."
 
@@ -24,7 +47,7 @@ class _Request(BaseModel):
 
 class ImagesRequest(_Request):
     images: list[ImageItem] = Field(min_length=1, description=IMAGE_ITEM_DOC)
-    labels: list[int] | None = Field(
+    labels: list[Label] | None = Field(
         None, description="Conditional models: one class per image, or one for all."
     )
 
@@ -37,19 +60,23 @@ class EncodeRequest(ImagesRequest):
     sample: bool | None = Field(
         None, description="Return z = mean + exp(logvar/2)·ε instead of the mean (variational)."
     )
-    seed: int | None = Field(None, ge=0, description="Seed of ε when `sample` is true.")
+    seed: Seed | None = Field(None, description="Seed of ε when `sample` is true.")
 
 
 class DecodeRequest(_Request):
-    latents: list[list[float]] = Field(min_length=1, description="Latent vectors [N][latent_dim].")
-    labels: list[int] | None = Field(
+    latents: list[list[LatentValue]] = Field(
+        min_length=1, description="Latent vectors [N][latent_dim]."
+    )
+    labels: list[Label] | None = Field(
         None, description="Conditional models: one class per latent, or one for all."
     )
 
 
 class Endpoint(_Request):
     image: ImageItem | None = Field(None, description=IMAGE_ITEM_DOC)
-    latent: list[float] | None = Field(None, description="A latent vector of latent_dim values.")
+    latent: list[LatentValue] | None = Field(
+        None, description="A latent vector of latent_dim values."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Endpoint:
@@ -61,9 +88,11 @@ class Endpoint(_Request):
 class InterpolateRequest(_Request):
     start: Endpoint
     end: Endpoint
-    steps: int = Field(8, ge=2, description="Frames, both ends included.")
-    method: Method = "linear"
-    label: int | None = Field(None, description="Conditional models: the class of every frame.")
+    steps: int | None = Field(
+        None, ge=2, description="Frames, both ends included; the query's `steps` when left out."
+    )
+    method: Method | None = Field(None, description="The query's `method` when left out.")
+    label: Label | None = Field(None, description="Conditional models: the class of every frame.")
 
 
 class EncodeResponse(BaseModel):
@@ -72,7 +101,7 @@ class EncodeResponse(BaseModel):
     latents: list[list[float]] = Field(description="The mean, or a sampled z with `sample`.")
     mean: list[list[float]] | None = Field(None, description="Variational models only.")
     logvar: list[list[float]] | None = Field(None, description="Variational models only.")
-    seed: int | None = Field(None, description="The seed of ε when `sample` was asked for.")
+    seed: Seed | None = Field(None, description="The seed of ε when `sample` was asked for.")
 
 
 class ImagesResponse(BaseModel):
@@ -86,7 +115,7 @@ class DecodeResponse(ImagesResponse):
 
 
 class SampleResponse(ImagesResponse):
-    seed: int
+    seed: Seed
     temperature: float
     latents: list[list[float]]
     labels: list[int] | None = None

@@ -17,6 +17,7 @@ from service.core.settings import Settings
 from service.inference import ServedModel
 from service.registry import ModelRegistry
 from service.responses import ImageEncoding
+from service.schemas import Label
 from service.state import AppState
 
 
@@ -54,11 +55,12 @@ ModelName = Annotated[
     str | None,
     Query(
         alias="model",
+        min_length=1,
         description="Model name (see /models); the configured default when left out.",
     ),
 ]
 LabelQuery = Annotated[
-    list[int] | None,
+    list[Label] | None,
     Query(description="Conditional models: the class per input (repeat it), or one for all."),
 ]
 OutputQuery = Annotated[

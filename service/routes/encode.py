@@ -24,7 +24,13 @@ from service.responses import (
 )
 from service.routes.deps import LabelQuery, ModelName, OutputQuery, served_model, settings_of
 from service.routes.docs import binary_outputs, image_body, problems
-from service.schemas import EncodeRequest, EncodeResponse, ImagesRequest, ReconstructResponse
+from service.schemas import (
+    SEED_MAX,
+    EncodeRequest,
+    EncodeResponse,
+    ImagesRequest,
+    ReconstructResponse,
+)
 
 router = APIRouter(tags=["images"])
 
@@ -47,7 +53,9 @@ async def encode(
     request: Request,
     label: LabelQuery = None,
     sample: Annotated[bool, Query(description="Sample z from the posterior.")] = False,
-    seed: Annotated[int | None, Query(ge=0, description="Seed of the posterior sample.")] = None,
+    seed: Annotated[
+        int | None, Query(ge=0, le=SEED_MAX, description="Seed of the posterior sample.")
+    ] = None,
     model_name: ModelName = None,
 ) -> Response:
     media = negotiate(request, (JSON, NPY))

@@ -63,31 +63,37 @@ async def interpolate_frames(
     request: Request,
     steps: Annotated[int, Query(ge=2, description="Frames, both ends included.")] = 8,
     method: Annotated[Method, Query(description="linear or spherical")] = "linear",
-    label: Annotated[int | None, Query(description="Conditional models: the class.")] = None,
+    label: Annotated[int | None, Query(ge=0, description="Conditional models: the class.")] = None,
     output: OutputQuery = "png",
     model_name: ModelName = None,
 ) -> Response:
     media = negotiate(request, (JSON, PNG, NPY))
     model = served_model(request, model_name)
     settings = settings_of(request)
+    _check_steps(steps, settings)
     kind = media_type(request)
     if kind == JSON_IN:
         payload = await read_json(request, InterpolateRequest)
-        steps, method = payload.steps, payload.method
+        steps = payload.steps if payload.steps is not None else steps
+        method = payload.method if payload.method is not None else method
         label = payload.label if payload.label is not None else label
         ends = [payload.start, payload.end]
+        _check_steps(steps, settings)
     elif kind == MULTIPART:
         ends = await _uploaded_ends(request, settings)
     else:
         raise unsupported(request, (JSON_IN, MULTIPART))
-    if steps > settings.max_steps:
-        raise BadInput(f"steps={steps} is over the limit of {settings.max_steps}")
     labels = model.check_labels(None if label is None else [label], steps)
     latents, images = await _frames(model, settings, ends, steps, method, labels)
     payload_out = {"model": model.name, "method": method, "latents": latents}
     return images_response(
         media, payload_out, images, model.manifest.image, encoding=output, layout="strip"
     )
+
+
+def _check_steps(steps: int, settings: Settings) -> None:
+    if steps > settings.max_steps:
+        raise BadInput(f"steps={steps} is over the limit of {settings.max_steps}")
 
 
 async def _uploaded_ends(request: Request, settings: Settings) -> list[bytes]:

@@ -13,7 +13,7 @@ from service.latents import new_seed, sample
 from service.responses import JSON, NPY, PNG, images_response, negotiate
 from service.routes.deps import ModelName, OutputQuery, served_model, settings_of
 from service.routes.docs import binary_outputs, problems
-from service.schemas import SampleResponse
+from service.schemas import SEED_MAX, SampleResponse
 
 router = APIRouter(tags=["latents"])
 
@@ -34,10 +34,12 @@ router = APIRouter(tags=["latents"])
 async def sample_images(
     request: Request,
     n: Annotated[int, Query(ge=1, description="Number of images.", examples=[16])] = 16,
-    seed: Annotated[int | None, Query(ge=0, description="Seed; drawn when left out.")] = None,
+    seed: Annotated[
+        int | None, Query(ge=0, le=SEED_MAX, description="Seed; drawn when left out.")
+    ] = None,
     temperature: Annotated[float, Query(gt=0, le=10, description="Scale of the noise.")] = 1.0,
     label: Annotated[
-        int | None, Query(description="Conditional models: the class to draw.")
+        int | None, Query(ge=0, description="Conditional models: the class to draw.")
     ] = None,
     output: OutputQuery = "png",
     model_name: ModelName = None,

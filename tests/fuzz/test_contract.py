@@ -1,0 +1,111 @@
+"""The OpenAPI document: valid 3.1, precise where the models are known, and enforced as stated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openapi_spec_validator import validate
+
+from service.latents import LATENT_LIMIT
+from service.openapi import OPENAPI_FILE
+from service.schemas import SEED_MAX
+from tests.service.conftest import SHIPPED
+from tests.service.helpers import assert_problem
+
+MODEL_ROUTES = ("/encode", "/reconstruct", "/decode", "/sample", "/interpolate")
+
+
+def parameter(document: dict, path: str, name: str) -> dict:
+    operation = next(iter(document["paths"][path].values()))
+    return next(p for p in operation["parameters"] if p["name"] == name)
+
+
+def test_the_committed_document_is_valid_openapi_3_1():
+    document = json.loads(OPENAPI_FILE.read_text())
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+    # Written with no model loaded: names are not enumerated, bounds that are settings are.
+    assert "enum" not in parameter(document, "/sample", "model")["schema"]
+    assert parameter(document, "/sample", "n")["schema"]["maximum"] == 256
+    assert parameter(document, "/sample", "seed")["schema"] == {
+        **parameter(document, "/sample", "seed")["schema"], "minimum": 0, "maximum": SEED_MAX
+    }
+
+
+def test_the_served_document_names_the_loaded_models(shipped):
+    document = shipped.get("/openapi.json").json()
+    validate(document)
+    for path in MODEL_ROUTES:
+        assert parameter(document, path, "model")["schema"] == {
+            "type": "string", "enum": sorted(SHIPPED)
+        }
+    assert parameter(document, "/models/{name}", "name")["schema"]["enum"] == sorted(SHIPPED)
+    latents = document["components"]["schemas"]["DecodeRequest"]["properties"]["latents"]
+    assert (latents["items"]["minItems"], latents["items"]["maxItems"]) == (2, 32)
+    assert parameter(document, "/sample", "label")["schema"]["maximum"] == 9
+    image = document["components"]["schemas"]["ImagesRequest"]["properties"]["images"]["items"]
+    base64_png = image["anyOf"][0]
+    assert base64_png["contentEncoding"] == "base64"
+    assert base64_png["contentMediaType"] == "image/png"
+
+
+def test_every_error_is_documented_as_problem_json_with_its_headers(shipped):
+    document = shipped.get("/openapi.json").json()
+    for path in MODEL_ROUTES:
+        for operation in document["paths"][path].values():
+            for status in ("401", "404", "422", "503"):
+                response = operation["responses"][status]
+                assert list(response["content"]) == ["application/problem+json"], (path, status)
+            assert "Retry-After" in operation["responses"]["503"]["headers"]
+            assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "name"),
+    [
+        (f"/sample?n=1&seed={SEED_MAX + 1}", None, "seed"),
+        (f"/sample?n=1&seed={10**26}", None, "seed"),
+        ("/sample?n=1&label=-1&model=mnist-cvae", None, "label"),
+        (f"/encode?sample=true&seed={SEED_MAX + 1}", {"images": [[[0.0] * 28] * 28]}, "seed"),
+    ],
+)
+def test_query_bounds_of_the_document_are_enforced_by_the_served_route(shipped, path, body, name):
+    method = "POST" if body is not None else "GET"
+    response = shipped.request(method, path, json=body)
+    problem = assert_problem(response, 422, name)
+    assert ["query", name] in [error["loc"] for error in problem["errors"]]
+
+
+def test_the_largest_seed_is_served_and_echoed(shipped):
+    response = shipped.get(f"/sample?n=2&seed={SEED_MAX}&output=array")
+    assert response.status_code == 200, response.text
+    assert response.json()["seed"] == SEED_MAX
+    again = shipped.get(f"/sample?n=2&seed={SEED_MAX}&output=array").json()
+    assert again["images"] == response.json()["images"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "words"),
+    [
+        ("/sample?n=257", None, ["n=257", "limit of 256"]),
+        ("/interpolate?model=mnist-vae-2d&steps=65",
+         {"start": {"latent": [0, 0]}, "end": {"latent": [1, 1]}}, ["steps=65", "limit of 64"]),
+        ("/interpolate?model=mnist-vae-2d",
+         {"start": {"latent": [0, 0]}, "end": {"latent": [1, 1]}, "steps": 65}, ["limit of 64"]),
+        ("/decode?model=mnist-vae-2d", {"latents": [[LATENT_LIMIT * 2, 0]]}, ["less than"]),
+        ("/decode?model=mnist-vae-2d", {"latents": [[3e38, -3e38]]}, ["less than"]),
+        ("/encode", {"images": ["x"] * 257}, ["257"]),
+    ],
+)  # fmt: skip
+def test_limits_the_document_states_are_enforced(shipped, path, body, words):
+    method = "POST" if body is not None else "GET"
+    assert_problem(shipped.request(method, path, json=body), 422, *words)
+
+
+def test_json_interpolation_takes_steps_and_method_from_the_query(shipped):
+    body = {"start": {"latent": [0.0, 0.0]}, "end": {"latent": [1.0, 1.0]}}
+    response = shipped.post("/interpolate?model=mnist-vae-2d&steps=3&method=spherical", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["method"] == "spherical"
+    assert response.json()["shape"] == [3, 1, 28, 28]
