@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -271,7 +271,9 @@ class V2ModelMetadata(BaseModel):
 class V2RequestInput(BaseModel):
     name: str
     shape: list[int]
-    datatype: str = Field(description="FP32 (FP16 and FP64 are converted to it).")
+    datatype: Literal["FP32", "FP16", "FP64"] = Field(
+        description="FP32 (FP16 and FP64 are converted to it)."
+    )
     parameters: dict[str, ParameterValue] | None = Field(
         None, description="`binary_data_size`: the input's bytes follow the JSON header."
     )

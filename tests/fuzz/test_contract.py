@@ -7,6 +7,7 @@ import json
 import pytest
 from openapi_spec_validator import validate
 
+from service.core.settings import Settings
 from service.latents import LATENT_LIMIT
 from service.openapi import OPENAPI_FILE
 from service.schemas import SEED_MAX
@@ -14,6 +15,7 @@ from tests.service.conftest import SHIPPED
 from tests.service.helpers import assert_problem
 
 MODEL_ROUTES = ("/encode", "/reconstruct", "/decode", "/sample", "/interpolate")
+LIMITS = Settings()  # the servers here run on the default limits
 
 
 def parameter(document: dict, path: str, name: str) -> dict:
@@ -27,7 +29,7 @@ def test_the_committed_document_is_valid_openapi_3_1():
     validate(document)
     # Written with no model loaded: names are not enumerated, bounds that are settings are.
     assert "enum" not in parameter(document, "/sample", "model")["schema"]
-    assert parameter(document, "/sample", "n")["schema"]["maximum"] == 256
+    assert parameter(document, "/sample", "n")["schema"]["maximum"] == LIMITS.max_samples
     assert parameter(document, "/sample", "seed")["schema"] == {
         **parameter(document, "/sample", "seed")["schema"], "minimum": 0, "maximum": SEED_MAX
     }
@@ -88,14 +90,17 @@ def test_the_largest_seed_is_served_and_echoed(shipped):
 @pytest.mark.parametrize(
     ("path", "body", "words"),
     [
-        ("/sample?n=257", None, ["n=257", "limit of 256"]),
-        ("/interpolate?model=mnist-vae-2d&steps=65",
-         {"start": {"latent": [0, 0]}, "end": {"latent": [1, 1]}}, ["steps=65", "limit of 64"]),
+        (f"/sample?n={LIMITS.max_samples + 1}", None, [f"limit of {LIMITS.max_samples}"]),
+        (f"/interpolate?model=mnist-vae-2d&steps={LIMITS.max_steps + 1}",
+         {"start": {"latent": [0, 0]}, "end": {"latent": [1, 1]}},
+         [f"limit of {LIMITS.max_steps}"]),
         ("/interpolate?model=mnist-vae-2d",
-         {"start": {"latent": [0, 0]}, "end": {"latent": [1, 1]}, "steps": 65}, ["limit of 64"]),
+         {"start": {"latent": [0, 0]}, "end": {"latent": [1, 1]}, "steps": LIMITS.max_steps + 1},
+         [f"limit of {LIMITS.max_steps}"]),
         ("/decode?model=mnist-vae-2d", {"latents": [[LATENT_LIMIT * 2, 0]]}, ["less than"]),
         ("/decode?model=mnist-vae-2d", {"latents": [[3e38, -3e38]]}, ["less than"]),
-        ("/encode", {"images": ["x"] * 257}, ["257"]),
+        ("/encode", {"images": [[[0.0]]] * (LIMITS.max_images + 1)},
+         [f"the limit is {LIMITS.max_images}"]),
     ],
 )  # fmt: skip
 def test_limits_the_document_states_are_enforced(shipped, path, body, words):
@@ -109,3 +114,10 @@ def test_json_interpolation_takes_steps_and_method_from_the_query(shipped):
     assert response.status_code == 200, response.text
     assert response.json()["method"] == "spherical"
     assert response.json()["shape"] == [3, 1, 28, 28]
+
+
+def test_a_v2_tensor_of_an_unknown_datatype_is_refused_not_a_crash(shipped):
+    tensor = {"name": "latent", "shape": [1, 2], "datatype": {}, "data": [0.0, 0.0]}
+    response = shipped.post("/v2/models/mnist-vae-2d-decoder/infer", json={"inputs": [tensor]})
+    assert response.status_code == 400, response.text
+    assert "FP32" in response.json()["error"]
