@@ -173,9 +173,14 @@ def _natural(value: object) -> bool:
 
 
 def _parameters(owner: dict, what: str) -> Parameters:
-    parameters = owner.get("parameters") or {}
+    parameters = owner.get("parameters")
+    if parameters is None:
+        return {}
     if not isinstance(parameters, dict):
         raise BadRequest(f"the parameters of {what} must be an object")
+    for key, value in parameters.items():
+        if not isinstance(value, str | int | float):  # bool is an int
+            raise BadRequest(f"{what}: parameter {key!r} must be a string, a number or a boolean")
     for key, reason in UNSUPPORTED.items():
         if key in parameters:
             raise BadRequest(f"{what}: {reason}")

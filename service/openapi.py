@@ -23,6 +23,7 @@ from service.core.errors import PROBLEM_JSON, Problem
 from service.core.settings import Settings
 from service.inference_protocol import V2InferenceRequest
 from service.manifest import Manifest, ReferenceSet
+from service.routes.v2 import VERSION as V2_VERSION
 from service.schemas import DecodeRequest, EncodeRequest, ImagesRequest, InterpolateRequest
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
@@ -71,6 +72,7 @@ def _static_openapi(app: FastAPI) -> dict[str, Any]:
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     _query_values_never_null(schema)
+    _v2_versions(schema)
     _settings_limits(schema, app.state.latentserve.settings)
     document_security(schema, app.state.public_paths, keys_required=app.state.keys_required)
     _problem_headers(schema)
@@ -126,6 +128,13 @@ def _query_values_never_null(schema: dict[str, Any]) -> None:
         if "anyOf" in value:
             described = {k: v for k, v in value.items() if k != "anyOf"}
             parameter["schema"] = {**_non_null(value), **described}
+
+
+def _v2_versions(schema: dict[str, Any]) -> None:
+    """Every V2 model has the one version."""
+    for path, _, parameter in _parameters(schema):
+        if path.startswith(V2_PREFIX) and parameter["name"] == "version":
+            parameter["schema"] = {**parameter["schema"], "enum": [V2_VERSION]}
 
 
 def _settings_limits(schema: dict[str, Any], settings: Settings) -> None:

@@ -121,3 +121,22 @@ def test_a_v2_tensor_of_an_unknown_datatype_is_refused_not_a_crash(shipped):
     response = shipped.post("/v2/models/mnist-vae-2d-decoder/infer", json={"inputs": [tensor]})
     assert response.status_code == 400, response.text
     assert "FP32" in response.json()["error"]
+
+
+@pytest.mark.parametrize("parameters", [False, [], 0, ""])
+def test_v2_parameters_that_are_not_an_object_are_refused(shipped, parameters):
+    tensor = {"name": "latent", "shape": [1, 2], "datatype": "FP32", "data": [0.0, 0.0]}
+    body = {"inputs": [tensor], "parameters": parameters}
+    response = shipped.post("/v2/models/mnist-vae-2d-decoder/infer", json=body)
+    assert response.status_code == 400, response.text
+    assert "must be an object" in response.json()["error"]
+
+
+def test_v2_parameter_values_are_scalars(shipped):
+    tensor = {"name": "latent", "shape": [1, 2], "datatype": "FP32", "data": [0.0, 0.0]}
+    body = {"inputs": [tensor], "parameters": {"x-anything": {}}}
+    response = shipped.post("/v2/models/mnist-vae-2d-decoder/infer", json=body)
+    assert response.status_code == 400, response.text
+    assert "'x-anything' must be a string, a number or a boolean" in response.json()["error"]
+    body["parameters"] = {"x-anything": "ignored", "binary_data_output": False}
+    assert shipped.post("/v2/models/mnist-vae-2d-decoder/infer", json=body).status_code == 200
