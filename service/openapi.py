@@ -27,7 +27,7 @@ from service.routes.v2 import VERSION as V2_VERSION
 from service.schemas import DecodeRequest, EncodeRequest, ImagesRequest, InterpolateRequest
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
-V2_PREFIX = "/v2/"
+V2_PREFIX = "/v2"
 
 # Request bodies the routes read themselves (they accept several media types), and the
 # reference set; FastAPI cannot see them, so they are added to the components here.
@@ -88,7 +88,7 @@ def with_models(static: dict[str, Any], served: list[Manifest]) -> dict[str, Any
     classes = max((m.num_classes for m in served if m.conditional), default=0)
     graphs = [f"{name}-{graph}" for name in names for graph in ("encoder", "decoder")]
     for path, _, parameter in _parameters(schema):
-        if path.startswith(V2_PREFIX) and parameter["name"] == "model":
+        if _is_v2(path) and parameter["name"] == "model":
             parameter["schema"] = {"type": "string", "enum": graphs}
         elif parameter["name"] in ("model", "name"):
             parameter["schema"] = {"type": "string", "enum": names}
@@ -101,6 +101,10 @@ def with_models(static: dict[str, Any], served: list[Manifest]) -> dict[str, Any
     ):
         vector.update(minItems=min(dims), maxItems=max(dims))
     return schema
+
+
+def _is_v2(path: str) -> bool:
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
 
 
 def _parameters(schema: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -133,7 +137,7 @@ def _query_values_never_null(schema: dict[str, Any]) -> None:
 def _v2_versions(schema: dict[str, Any]) -> None:
     """Every V2 model has the one version."""
     for path, _, parameter in _parameters(schema):
-        if path.startswith(V2_PREFIX) and parameter["name"] == "version":
+        if _is_v2(path) and parameter["name"] == "version":
             parameter["schema"] = {**parameter["schema"], "enum": [V2_VERSION]}
 
 
@@ -176,7 +180,7 @@ def _errors_as_problems(schema: dict[str, Any]) -> None:
     Open Inference Protocol under /v2 its errors as `{"error": ...}` JSON."""
     problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in schema["paths"].items():
-        if path == "/readyz" or path.startswith(V2_PREFIX):
+        if path == "/readyz" or _is_v2(path):
             continue
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
