@@ -83,6 +83,7 @@ MANIFESTS = {
     for path in MODEL_DIR.glob("*/manifest.json")
 }
 DEFAULT_MODEL = Settings().default_model
+MODEL_ROUTES = ("/encode", "/reconstruct", "/decode", "/interpolate", "/sample", "/score")
 
 
 @schemathesis.hook
@@ -95,8 +96,7 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         case.query = {}
     query = case.query
     manifest = MANIFESTS.get(query.get("model") or DEFAULT_MODEL)
-    if manifest is None or case.path not in ("/encode", "/reconstruct", "/decode", "/interpolate",
-                                             "/sample"):  # fmt: skip
+    if manifest is None or case.path not in MODEL_ROUTES:
         return case
     body = case.body if isinstance(case.body, dict) else {}
     count = _inputs(case.path, body)
@@ -107,7 +107,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     if "label" in body:
         body["label"] = _labels(body["label"], manifest, count)
     given = any(body.get(key) is not None for key in ("label", "labels"))
-    if manifest.conditional and case.path != "/sample" and not given and "label" not in query:
+    takes_labels = case.path not in ("/sample", "/score")  # these do without
+    if manifest.conditional and takes_labels and not given and "label" not in query:
         query["label"] = 0 if case.path == "/interpolate" else [0]
     for key in [key for key in ("label", "labels") if key in query and query[key] is None]:
         del query[key]

@@ -14,7 +14,7 @@ from service.schemas import SEED_MAX
 from tests.service.conftest import SHIPPED
 from tests.service.helpers import assert_problem
 
-MODEL_ROUTES = ("/encode", "/reconstruct", "/decode", "/sample", "/interpolate")
+MODEL_ROUTES = ("/encode", "/reconstruct", "/decode", "/sample", "/interpolate", "/score")
 LIMITS = Settings()  # the servers here run on the default limits
 
 
