@@ -24,7 +24,13 @@ from service.core.settings import Settings
 from service.inference_protocol import V2InferenceRequest
 from service.manifest import Manifest, ReferenceSet
 from service.routes.v2 import VERSION as V2_VERSION
-from service.schemas import DecodeRequest, EncodeRequest, ImagesRequest, InterpolateRequest
+from service.schemas import (
+    DecodeRequest,
+    EncodeRequest,
+    ImagesRequest,
+    InterpolateRequest,
+    ScoreRequest,
+)
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 V2_PREFIX = "/v2"
@@ -36,6 +42,7 @@ EXTRA_SCHEMAS = (
     ImagesRequest,
     DecodeRequest,
     InterpolateRequest,
+    ScoreRequest,
     ReferenceSet,
     V2InferenceRequest,
     Problem,
@@ -151,7 +158,7 @@ def _settings_limits(schema: dict[str, Any], settings: Settings) -> None:
             parameter["schema"]["maxItems"] = settings.max_images
     components = schema["components"]["schemas"]
     for name, field in (("ImagesRequest", "images"), ("EncodeRequest", "images"),
-                        ("DecodeRequest", "latents")):  # fmt: skip
+                        ("ScoreRequest", "images"), ("DecodeRequest", "latents")):  # fmt: skip
         components[name]["properties"][field]["maxItems"] = settings.max_images
     for name in ("ImagesRequest", "EncodeRequest", "DecodeRequest"):
         _non_null(components[name]["properties"]["labels"])["maxItems"] = settings.max_images

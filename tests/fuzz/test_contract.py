@@ -35,6 +35,25 @@ def test_the_committed_document_is_valid_openapi_3_1():
     }
 
 
+def references(node: object):
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from references(value)
+
+
+def test_every_reference_of_the_document_resolves():
+    document = json.loads(OPENAPI_FILE.read_text())
+    schemas = document["components"]["schemas"]
+    refs = set(references(document))
+    assert refs and all(ref.startswith("#/components/schemas/") for ref in refs)
+    assert {ref.rsplit("/", 1)[1] for ref in refs} <= set(schemas)
+
+
 def test_the_served_document_names_the_loaded_models(shipped):
     document = shipped.get("/openapi.json").json()
     validate(document)
