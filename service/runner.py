@@ -8,8 +8,9 @@ the outputs. Under load the batches grow by themselves; an idle runner answers a
 once (unless `max_wait` asks it to linger for company).
 
 Shedding follows Triton's queue policy: a request is refused with 503 (`Overloaded`, with
-`Retry-After`) when the queue already holds `max_queue` requests, and dropped with 503 when it
-has waited longer than `deadline` by the time a batch would take it, so the latency of what is
+`Retry-After`) when the queue already holds `max_queue` requests or more work than the graph
+can do within `deadline` (by its measured time per image), and dropped with 503 when it has
+waited longer than `deadline` by the time a batch would take it, so the latency of what is
 answered stays bounded however many clients there are.
 """
 
@@ -72,6 +73,7 @@ class GraphRunner:
         self.policy = policy
         self._observer = observer or RunnerObserver()
         self._queue: deque[_Request] = deque()
+        self._waiting_images = 0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"graph-{name}")
@@ -90,12 +92,21 @@ class GraphRunner:
                 f"{self.name} has {len(self._queue)} requests waiting, its limit; retry shortly",
                 retry_after=self._retry_after(),
             )
+        if self._expected_wait() > self.policy.deadline:
+            self._observer.shed("deadline")
+            raise Overloaded(
+                f"{self.name} has {self._waiting_images} images waiting, about "
+                f"{self._expected_wait() * 1000:.0f} ms of work, over its queue deadline of "
+                f"{self.policy.deadline * 1000:.0f} ms; retry shortly",
+                retry_after=self._retry_after(),
+            )
         loop = asyncio.get_running_loop()
         if self._task is None:
             self._start(loop)
         count = len(next(iter(inputs.values())))
         request = _Request(inputs, count, loop.create_future(), time.perf_counter())
         self._queue.append(request)
+        self._waiting_images += count
         self._wakeup.set()
         return await request.future
 
@@ -118,14 +129,11 @@ class GraphRunner:
             if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            if self.policy.max_wait > 0 and self._queued_images() < self.policy.max_batch:
+            if self.policy.max_wait > 0 and self._waiting_images < self.policy.max_batch:
                 await asyncio.sleep(self.policy.max_wait)
             batch = self._take(time.perf_counter())  # uvloop's clock ticks in ms
             if batch:
                 await self._execute(batch, loop)
-
-    def _queued_images(self) -> int:
-        return sum(request.count for request in self._queue)
 
     def _take(self, now: float) -> list[_Request]:
         """The oldest waiting requests that fit in one batch; shed those past the deadline."""
@@ -136,6 +144,7 @@ class GraphRunner:
             if batch and images + request.count > self.policy.max_batch:
                 break
             self._queue.popleft()
+            self._waiting_images -= request.count
             if request.future.done():  # the client went away
                 continue
             waited = now - request.enqueued
@@ -188,6 +197,10 @@ class GraphRunner:
         start = time.perf_counter()
         outputs = self._run_graph(inputs)
         return outputs, time.perf_counter() - start
+
+    def _expected_wait(self) -> float:
+        """Graph time of the images queued now; 0 until the graph has been timed."""
+        return self._waiting_images * (self._seconds_per_image or 0.0)
 
     def _expected_seconds(self, images: int) -> float:
         if self._seconds_per_image is None:

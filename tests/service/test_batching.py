@@ -10,6 +10,7 @@ meet.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -117,6 +118,22 @@ def test_requests_past_the_deadline_are_shed_not_run(encoder_session):
     results = asyncio.run(run_together(runner, [{"image": images(1, s)} for s in range(3)]))
     assert calls == []
     assert all(isinstance(r, Overloaded) and "deadline" in r.detail for r in results)
+
+
+def test_work_queued_beyond_the_deadline_is_refused_before_it_waits(encoder_session):
+    runner = GraphRunner("mnist-ae/encoder", run_session(encoder_session), BatchPolicy())
+
+    async def scenario() -> list:
+        await runner.run({"image": images(4, 0)})  # the graph's time per image is now known
+        # Any queued work now takes longer than the deadline.
+        runner.policy = dataclasses.replace(runner.policy, deadline=1e-12)
+        return await run_together(runner, [{"image": images(1, s)} for s in range(3)])
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, Overloaded) for r in results)
+    assert "deadline" in results[0].detail and "waited" in results[0].detail  # shed when taken
+    for refused in results[1:]:  # refused at once: work was already waiting ahead of them
+        assert "images waiting" in refused.detail
 
 
 # ---- on real servers ---------------------------------------------------------------------------
