@@ -83,6 +83,7 @@ def _static_openapi(app: FastAPI) -> dict[str, Any]:
     _settings_limits(schema, app.state.latentserve.settings)
     document_security(schema, app.state.public_paths, keys_required=app.state.keys_required)
     _problem_headers(schema)
+    _encode_links_to_decode(schema)
     app.openapi_schema = schema
     return schema
 
@@ -139,6 +140,19 @@ def _query_values_never_null(schema: dict[str, Any]) -> None:
         if "anyOf" in value:
             described = {k: v for k, v in value.items() if k != "anyOf"}
             parameter["schema"] = {**_non_null(value), **described}
+
+
+def _encode_links_to_decode(schema: dict[str, Any]) -> None:
+    """The latents /encode answers decode with the same model (a stateful fuzzer follows it)."""
+    decode = schema["paths"]["/decode"]["post"]["operationId"]
+    schema["paths"]["/encode"]["post"]["responses"]["200"]["links"] = {
+        "DecodeTheLatents": {
+            "operationId": decode,
+            "description": "Decode the latents with the model that encoded them.",
+            "parameters": {"model": "$response.body#/model"},
+            "requestBody": {"latents": "$response.body#/latents"},
+        }
+    }
 
 
 def _v2_versions(schema: dict[str, Any]) -> None:
