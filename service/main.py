@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -119,6 +120,9 @@ async def load_models(state: AppState) -> None:
         log.exception("loading the models failed")
         state.load_error = f"loading the models failed: {exc}"
         return
+    # Everything loaded so far lives as long as the process: keep the cyclic garbage collector
+    # from walking it again and again, which showed as the slowest requests under load.
+    gc.freeze()
     log.info(
         "ready: %d model(s), %d refused", len(state.registry.models), len(state.registry.failed)
     )
