@@ -19,7 +19,6 @@ from service.core.errors import BodySizeLimit, install_error_handlers
 from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.settings import Settings, get_settings
 from service.openapi import build_openapi
-from service.registry import load_registry
 from service.reload import Reloader
 from service.routes import decode, encode, health, interpolate, models, sample, score, v2, web
 from service.routes.lean import lean_routes
@@ -57,7 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.infer_router)
     # The routes that run models are served lean, ahead of their documented twins.
     app.router.routes[:0] = lean_routes(
-        encode.router, decode.router, sample.router, interpolate.router, score.router,
+        encode.router,
+        decode.router,
+        sample.router,
+        interpolate.router,
+        score.router,
         v2.infer_router,
     )
     if web.STATIC_DIR.is_dir():
@@ -106,16 +109,8 @@ async def lifespan(app: FastAPI, state: AppState) -> AsyncIterator[None]:
 
 
 async def load_models(state: AppState) -> None:
-    settings = state.settings
     try:
-        state.registry = await asyncio.to_thread(
-            load_registry,
-            settings.model_dir,
-            state.backend,
-            settings.default_model,
-            settings.batch_policy(),
-            state.metrics.runner_observer,
-        )
+        state.registry = await asyncio.to_thread(state.read_models)
     except Exception as exc:
         log.exception("loading the models failed")
         state.load_error = f"loading the models failed: {exc}"

@@ -15,7 +15,7 @@ import logging
 import signal
 import time
 
-from service.registry import ModelRegistry, load_registry
+from service.registry import ModelRegistry
 from service.state import AppState
 
 log = logging.getLogger("latentserve.reload")
@@ -56,21 +56,13 @@ class Reloader:
         return registry
 
     async def _reload_once(self) -> ModelRegistry | None:
-        state, settings = self.state, self.state.settings
+        state = self.state
         old = state.registry
         if old is None:
             log.warning("reload asked while the models are still loading: ignored")
             return None
         start = time.perf_counter()
-        new = await asyncio.to_thread(
-            load_registry,
-            settings.model_dir,
-            state.backend,
-            settings.default_model,
-            settings.batch_policy(),
-            state.metrics.runner_observer,
-            previous=old,
-        )
+        new = await asyncio.to_thread(state.read_models, old)
         if old.models and not new.models:
             log.error("reload refused: no model could be loaded; the previous ones serve on")
             return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from service.backends import Backend
 from service.core.metrics import Metrics
 from service.core.settings import Settings
-from service.registry import ModelRegistry
+from service.registry import ModelRegistry, load_registry
 
 
 @dataclass
@@ -17,6 +17,19 @@ class AppState:
     backend: Backend | None = None
     registry: ModelRegistry | None = None  # None until the models are loaded
     load_error: str | None = None
+
+    def read_models(self, previous: ModelRegistry | None = None) -> ModelRegistry:
+        """The model directory, loaded with this app's backend, batching policy and metrics;
+        with `previous`, its unchanged models are kept (a reload)."""
+        settings = self.settings
+        return load_registry(
+            settings.model_dir,
+            self.backend,
+            settings.default_model,
+            settings.batch_policy(),
+            self.metrics.runner_observer,
+            previous=previous,
+        )
 
     def queue_depths(self) -> list[tuple[str, str, int]]:
         models = self.registry.models.values() if self.registry else ()
