@@ -78,8 +78,9 @@ def image_names(args: argparse.Namespace) -> list[str]:
 ChunkJob = Callable[[AsyncClient, list[str], int], Awaitable[dict[str, np.ndarray]]]
 
 
-async def _chunked_job(args: argparse.Namespace, desc: str, names: list[str], job: dict,
-                       run_chunk: ChunkJob) -> tuple[ChunkStore, int]:
+async def _chunked_job(
+    args: argparse.Namespace, desc: str, names: list[str], job: dict, run_chunk: ChunkJob
+) -> tuple[ChunkStore, int]:
     """Runs the chunks of `names` not finished by an earlier run, saving each as it lands."""
     store = ChunkStore(args.out, job)
     store.open(restart=args.restart)
@@ -128,8 +129,11 @@ async def score(args: argparse.Namespace) -> None:
 
     async def score_chunk(client: AsyncClient, chunk: list[str], index: int) -> dict:
         result = await client.score(chunk)
-        arrays = {"model": np.asarray(result.model), "score_name": np.asarray(result.score),
-                  **_score_columns(result, "")}
+        arrays = {
+            "model": np.asarray(result.model),
+            "score_name": np.asarray(result.score),
+            **_score_columns(result, ""),
+        }
         if result.corrected is not None:
             arrays |= _score_columns(result.corrected, "corrected_")
         return arrays
@@ -146,13 +150,19 @@ async def score(args: argparse.Namespace) -> None:
                 writer.writerow([_cell(value) for value in row])
     store.remove()
     flagged = sum(int(part["anomalous"].sum()) for part in parts)
-    print(f"wrote {len(names)} scores ({parts[0]['score_name']}, model {parts[0]['model']}) "
-          f"to {args.out}: {flagged} anomalous", file=sys.stderr)
+    print(
+        f"wrote {len(names)} scores ({parts[0]['score_name']}, model {parts[0]['model']}) "
+        f"to {args.out}: {flagged} anomalous",
+        file=sys.stderr,
+    )
 
 
 def _score_columns(result, prefix: str) -> dict[str, np.ndarray]:
-    return {f"{prefix}score": result.scores, f"{prefix}percentile": result.percentiles,
-            f"{prefix}anomalous": result.anomalous}
+    return {
+        f"{prefix}score": result.scores,
+        f"{prefix}percentile": result.percentiles,
+        f"{prefix}anomalous": result.anomalous,
+    }
 
 
 def _cell(value) -> str:
@@ -288,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--label", type=int, help="class of every image (conditional models)")
 
     sco = commands.add_parser(
-        "score", help="images -> CSV of anomaly scores (path, score, percentile, anomalous)")
+        "score", help="images -> CSV of anomaly scores (path, score, percentile, anomalous)"
+    )
     sco.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     sco.add_argument("-o", "--out", type=Path, required=True, help="the .csv to write")
     sco.add_argument("--restart", action="store_true", help="discard partial results")

@@ -97,8 +97,11 @@ class Scores(ScoreResult):
     def from_json(cls, body: dict) -> Scores:
         plain = ScoreResult.from_json(body)
         corrected = body.get("corrected")
-        return cls(**vars(plain), model=body["model"],
-                   corrected=ScoreResult.from_json(corrected) if corrected else None)
+        return cls(
+            **vars(plain),
+            model=body["model"],
+            corrected=ScoreResult.from_json(corrected) if corrected else None,
+        )
 
 
 @dataclass(frozen=True)

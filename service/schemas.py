@@ -138,9 +138,11 @@ class ScoreResult(BaseModel):
     scores: list[float] = Field(description="One per image; higher is more anomalous.")
     threshold: float = Field(description="Above it an image is anomalous.")
     threshold_quantile: float = Field(
-        description="The threshold is this quantile of the validation split's scores.")
+        description="The threshold is this quantile of the validation split's scores."
+    )
     percentiles: list[float] = Field(
-        description="Where each score falls among the validation split's scores, 0-100.")
+        description="Where each score falls among the validation split's scores, 0-100."
+    )
     anomalous: list[bool] = Field(description="score > threshold, per image.")
 
 
@@ -148,7 +150,8 @@ class ScoreResponse(ScoreResult):
     model: str
     corrected: ScoreResult | None = Field(
         description="The input-complexity-corrected score, for models trained with a "
-        "Bernoulli (BCE) likelihood; null otherwise.")
+        "Bernoulli (BCE) likelihood; null otherwise."
+    )
 
 
 class TensorInfo(BaseModel):

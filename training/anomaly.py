@@ -40,8 +40,9 @@ class ScoreSamples:
 class GraphScorer:
     """Scores images through a model folder's ONNX graphs."""
 
-    def __init__(self, folder: Path, *, variational: bool, num_classes: int,
-                 reconstruction: str) -> None:
+    def __init__(
+        self, folder: Path, *, variational: bool, num_classes: int, reconstruction: str
+    ) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
@@ -58,16 +59,16 @@ class GraphScorer:
 
     def __call__(self, name: str, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, np.float32)
-        return np.concatenate([self._batch(name, images[i:i + BATCH])
-                               for i in range(0, len(images), BATCH)])
+        return np.concatenate(
+            [self._batch(name, images[i : i + BATCH]) for i in range(0, len(images), BATCH)]
+        )
 
     def _batch(self, name: str, images: np.ndarray) -> np.ndarray:
         if not self.num_classes:
             return self._score(name, images, {})
         tiled, labels = scores.every_class(images, self.num_classes)
         onehot = np.eye(self.num_classes, dtype=np.float32)[labels]
-        return scores.lowest_over_classes(self._score(name, tiled, {"label": onehot}),
-                                          len(images))
+        return scores.lowest_over_classes(self._score(name, tiled, {"label": onehot}), len(images))
 
     def _score(self, name: str, images: np.ndarray, label: dict) -> np.ndarray:
         outputs = self.encoder.run(None, {"image": images, **label})
@@ -77,9 +78,15 @@ class GraphScorer:
         return scores.compute(name, images, recon, mean, logvar, self.reconstruction)
 
 
-def calibrate(scorer: GraphScorer, validation: np.ndarray, test: np.ndarray,
-              outliers: Mapping[str, np.ndarray], *, quantile: float = DEFAULT_QUANTILE,
-              seed: int = 0) -> tuple[Calibration, ScoreSamples]:
+def calibrate(
+    scorer: GraphScorer,
+    validation: np.ndarray,
+    test: np.ndarray,
+    outliers: Mapping[str, np.ndarray],
+    *,
+    quantile: float = DEFAULT_QUANTILE,
+    seed: int = 0,
+) -> tuple[Calibration, ScoreSamples]:
     """The calibration (threshold and quantiles on `validation`, figures on `test` and the
     outlier sets, plus `test` under Gaussian noise) and the held-out scores behind it."""
     held_out = {**outliers, NOISE_SET: noisy(test, NOISE_SIGMA, seed)}
@@ -89,19 +96,32 @@ def calibrate(scorer: GraphScorer, validation: np.ndarray, test: np.ndarray,
         samples.test[name] = scorer(name, test)
         samples.outliers[name] = {key: scorer(name, images) for key, images in held_out.items()}
         calibrated[name] = score_calibration(
-            name, scorer(name, validation), samples.test[name], samples.outliers[name],
-            quantile=quantile, reconstruction=scorer.reconstruction,
+            name,
+            scorer(name, validation),
+            samples.test[name],
+            samples.outliers[name],
+            quantile=quantile,
+            reconstruction=scorer.reconstruction,
         )
     plain, fixed = scorer.score_names()
-    calibration = Calibration(split="validation", images=len(validation),
-                              score=calibrated[plain],
-                              corrected=calibrated[fixed] if fixed else None)
+    calibration = Calibration(
+        split="validation",
+        images=len(validation),
+        score=calibrated[plain],
+        corrected=calibrated[fixed] if fixed else None,
+    )
     return calibration, samples
 
 
-def score_calibration(name: str, validation: np.ndarray, test: np.ndarray,
-                      outliers: Mapping[str, np.ndarray], *, quantile: float,
-                      reconstruction: str) -> ScoreCalibration:
+def score_calibration(
+    name: str,
+    validation: np.ndarray,
+    test: np.ndarray,
+    outliers: Mapping[str, np.ndarray],
+    *,
+    quantile: float,
+    reconstruction: str,
+) -> ScoreCalibration:
     levels = scores.quantile_levels()
     threshold = float(np.quantile(validation, quantile))
     evaluation = {"test_false_alarm_rate": float(scores.anomalous(test, threshold).mean())}
@@ -110,9 +130,14 @@ def score_calibration(name: str, validation: np.ndarray, test: np.ndarray,
         evaluation[f"detected_{key}"] = float(scores.anomalous(values, threshold).mean())
     spec = scores.spec(name, reconstruction)
     return ScoreCalibration(
-        name=name, unit=spec.unit, description=spec.description,
-        threshold_quantile=quantile, threshold=threshold, levels=levels.tolist(),
-        quantiles=scores.quantiles(validation, levels).tolist(), evaluation=evaluation,
+        name=name,
+        unit=spec.unit,
+        description=spec.description,
+        threshold_quantile=quantile,
+        threshold=threshold,
+        levels=levels.tolist(),
+        quantiles=scores.quantiles(validation, levels).tolist(),
+        evaluation=evaluation,
     )
 
 
@@ -145,10 +170,20 @@ def draw_histogram(samples: ScoreSamples, calibration: Calibration, path: Path) 
         low, high = np.percentile(np.concatenate(list(sets.values())), [0.5, 99.5])
         bins = np.linspace(low, high, 60)
         for label, values in sets.items():
-            axis.hist(np.clip(values, low, high), bins=bins, histtype="stepfilled", alpha=0.45,
-                      density=True, label=label)
-        axis.axvline(score.threshold, color="black", linestyle="--",
-                     label=f"threshold ({score.threshold_quantile:.0%} of validation)")
+            axis.hist(
+                np.clip(values, low, high),
+                bins=bins,
+                histtype="stepfilled",
+                alpha=0.45,
+                density=True,
+                label=label,
+            )
+        axis.axvline(
+            score.threshold,
+            color="black",
+            linestyle="--",
+            label=f"threshold ({score.threshold_quantile:.0%} of validation)",
+        )
         axis.set_xlabel(f"{score.name} ({score.unit})")
         axis.set_ylabel("density")
         axis.legend(fontsize=7)

@@ -26,9 +26,13 @@ MAX_PICTURE_SIDE = 480
 PICTURE_COLOURS = 32  # palette PNGs: a fraction of the bytes, no visible loss for these plots
 
 
-def write_card(model: Autoencoder, splits: Splits, folder: Path,
-               manifest: Mapping[str, object],
-               score_samples: anomaly.ScoreSamples | None = None) -> None:
+def write_card(
+    model: Autoencoder,
+    splits: Splits,
+    folder: Path,
+    manifest: Mapping[str, object],
+    score_samples: anomaly.ScoreSamples | None = None,
+) -> None:
     """Draw the pictures into `folder/card/` and write `folder/README.md`.
 
     `manifest` holds the manifest's fields but `files` (the card is hashed with the rest);
@@ -37,20 +41,24 @@ def write_card(model: Autoencoder, splits: Splits, folder: Path,
     pictures = draw_pictures(model, splits, folder / CARD_DIR)
     calibration = manifest.get("calibration")
     if score_samples is not None and calibration is not None:
-        drawn = anomaly.draw_histogram(score_samples, calibration,
-                                       folder / CARD_DIR / "scores-full.png")
+        drawn = anomaly.draw_histogram(
+            score_samples, calibration, folder / CARD_DIR / "scores-full.png"
+        )
         pictures["scores"] = _shrunk(drawn, folder / CARD_DIR / "scores.png")
     (folder / "README.md").write_text(card_text(manifest, folder, pictures))
 
 
-def redraw_scores(folder: Path, manifest: Mapping[str, object],
-                  score_samples: anomaly.ScoreSamples) -> None:
+def redraw_scores(
+    folder: Path, manifest: Mapping[str, object], score_samples: anomaly.ScoreSamples
+) -> None:
     """Draw the score histogram and rewrite the card around the pictures already there."""
     card_dir = folder / CARD_DIR
-    pictures = {key: card_dir / f"{key}.png" for key in PICTURES
-                if (card_dir / f"{key}.png").exists()}
-    drawn = anomaly.draw_histogram(score_samples, manifest["calibration"],
-                                   card_dir / "scores-full.png")
+    pictures = {
+        key: card_dir / f"{key}.png" for key in PICTURES if (card_dir / f"{key}.png").exists()
+    }
+    drawn = anomaly.draw_histogram(
+        score_samples, manifest["calibration"], card_dir / "scores-full.png"
+    )
     pictures["scores"] = _shrunk(drawn, card_dir / "scores.png")
     (folder / "README.md").write_text(card_text(manifest, folder, pictures))
 
@@ -173,22 +181,28 @@ def _anomaly_section(calibration) -> str:
         "",
     ]
     for title, score in rows:
-        lines.append(f"- {title} `{score.name}` ({score.unit}): {score.description}; threshold "
-                     f"{_number(score.threshold)} = the {score.threshold_quantile:.0%} quantile "
-                     f"of the {calibration.split} scores")
+        lines.append(
+            f"- {title} `{score.name}` ({score.unit}): {score.description}; threshold "
+            f"{_number(score.threshold)} = the {score.threshold_quantile:.0%} quantile "
+            f"of the {calibration.split} scores"
+        )
     keys = list(rows[0][1].evaluation)
-    lines += ["", "Held out (the test split, and other data never trained on):", "",
-              "| figure | " + " | ".join(f"`{score.name}`" for _, score in rows) + " |",
-              "|---|" + "---:|" * len(rows)]
+    lines += [
+        "",
+        "Held out (the test split, and other data never trained on):",
+        "",
+        "| figure | " + " | ".join(f"`{score.name}`" for _, score in rows) + " |",
+        "|---|" + "---:|" * len(rows),
+    ]
     for key in keys:
         cells = " | ".join(_number(score.evaluation[key]) for _, score in rows)
-        lines.append(f"| {EVALUATION_WORDS.get(key.split('_', 1)[0], '')}{_set_name(key)} | "
-                     f"{cells} |")
+        lines.append(
+            f"| {EVALUATION_WORDS.get(key.split('_', 1)[0], '')}{_set_name(key)} | {cells} |"
+        )
     return "\n".join(lines)
 
 
-EVALUATION_WORDS = {"auroc": "AUROC against ", "detected": "flagged at the threshold: ",
-                    "test": ""}
+EVALUATION_WORDS = {"auroc": "AUROC against ", "detected": "flagged at the threshold: ", "test": ""}
 
 
 def _set_name(key: str) -> str:

@@ -16,14 +16,22 @@ from training.models import Autoencoder
 
 def small_cnn(channels: int, num_classes: int) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.LazyLinear(64), nn.ReLU(), nn.Linear(64, num_classes),
+        nn.Conv2d(channels, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.LazyLinear(64),
+        nn.ReLU(),
+        nn.Linear(64, num_classes),
     )
 
 
-def train_classifier(train: ImageSplit, num_classes: int, epochs: int = 4, seed: int = 0,
-                     batch_size: int = 64) -> nn.Module:
+def train_classifier(
+    train: ImageSplit, num_classes: int, epochs: int = 4, seed: int = 0, batch_size: int = 64
+) -> nn.Module:
     """Fit `small_cnn` on `train` with Adam; seeded, so the same split gives the same model."""
     torch.manual_seed(seed)
     model = small_cnn(train.images.shape[1], num_classes)
@@ -42,8 +50,12 @@ def train_classifier(train: ImageSplit, num_classes: int, epochs: int = 4, seed:
 
 @torch.no_grad()
 def predict(classifier: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
-    return torch.cat([classifier(images[i:i + batch_size]).argmax(1)
-                      for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [
+            classifier(images[i : i + batch_size]).argmax(1)
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def accuracy(classifier: nn.Module, split: ImageSplit) -> float:
@@ -51,8 +63,9 @@ def accuracy(classifier: nn.Module, split: ImageSplit) -> float:
 
 
 @torch.no_grad()
-def sample_label_accuracy(model: Autoencoder, classifier: nn.Module, per_class: int = 200,
-                          seed: int = 0) -> dict[int, float]:
+def sample_label_accuracy(
+    model: Autoencoder, classifier: nn.Module, per_class: int = 200, seed: int = 0
+) -> dict[int, float]:
     """For each class c: the fraction of prior samples decoded with label c classified as c."""
     if not model.conditional:
         raise ValueError("sample_label_accuracy needs a conditional model")

@@ -23,8 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli:train_main", "train a model, evaluate it on the test split, draw it"),
     "evaluate": ("training.cli:evaluate_main", "evaluate and draw a saved checkpoint again"),
     "export": ("training.export:main", "export a checkpoint to a model folder for the service"),
-    "calibrate": ("training.zoo:calibrate_main",
-                  "calibrate the anomaly scores of exported model folders in place"),
+    "calibrate": (
+        "training.zoo:calibrate_main",
+        "calibrate the anomaly scores of exported model folders in place",
+    ),
     "zoo": ("training.zoo:main", "rebuild every shipped model of training/zoo.toml from data"),
 }
 

@@ -107,9 +107,16 @@ def export_model(
     return manifest
 
 
-def _manifest_fields(model: Autoencoder, splits: Splits, name: str, description: str,
-                     metrics: Mapping[str, float], training: Mapping[str, object] | None,
-                     parity: Parity, seed: int) -> dict[str, object]:
+def _manifest_fields(
+    model: Autoencoder,
+    splits: Splits,
+    name: str,
+    description: str,
+    metrics: Mapping[str, float],
+    training: Mapping[str, object] | None,
+    parity: Parity,
+    seed: int,
+) -> dict[str, object]:
     """Every manifest field but `files`, which can only be hashed once the card is drawn."""
     return dict(
         name=name,
@@ -118,8 +125,12 @@ def _manifest_fields(model: Autoencoder, splits: Splits, name: str, description:
         architecture=model.architecture,
         variational=model.variational,
         conditional=model.conditional,
-        image=ImageSpec(channels=model.image_shape[0], height=model.image_shape[1],
-                        width=model.image_shape[2], value_range=(0.0, 1.0)),
+        image=ImageSpec(
+            channels=model.image_shape[0],
+            height=model.image_shape[1],
+            width=model.image_shape[2],
+            value_range=(0.0, 1.0),
+        ),
         latent_dim=model.latent_dim,
         classes=list(splits.classes) if splits.classes else None,
         encoder=_signature(graphs.encoder_signature(model.variational, model.conditional)),
@@ -135,19 +146,34 @@ def _manifest_fields(model: Autoencoder, splits: Splits, name: str, description:
     )
 
 
-def _calibrate(model: Autoencoder, splits: Splits, folder: Path,
-               training: Mapping[str, object] | None, outliers: Mapping[str, ImageSplit] | None,
-               quantile: float, seed: int):
+def _calibrate(
+    model: Autoencoder,
+    splits: Splits,
+    folder: Path,
+    training: Mapping[str, object] | None,
+    outliers: Mapping[str, ImageSplit] | None,
+    quantile: float,
+    seed: int,
+):
     """Anomaly-score calibration through the graphs just written to `folder`."""
     scorer = anomaly.GraphScorer(
-        folder, variational=model.variational,
+        folder,
+        variational=model.variational,
         num_classes=model.num_classes if model.conditional else 0,
         reconstruction=str((training or {}).get("reconstruction", "bce")),
     )
-    held_out = {key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
-                for key, split in (outliers or {}).items()}
-    return anomaly.calibrate(scorer, splits.val.images.numpy(), splits.test.images.numpy(),
-                             held_out, quantile=quantile, seed=seed)
+    held_out = {
+        key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
+        for key, split in (outliers or {}).items()
+    }
+    return anomaly.calibrate(
+        scorer,
+        splits.val.images.numpy(),
+        splits.test.images.numpy(),
+        held_out,
+        quantile=quantile,
+        seed=seed,
+    )
 
 
 def export_checkpoint(
@@ -175,13 +201,21 @@ def export_checkpoint(
     if metrics is None:
         metrics = _checkpoint_metrics(checkpoint, model, splits, config)
     return export_model(
-        model, splits, out_dir, name=name, metrics=metrics, description=description,
-        training=training_settings(config, state), tolerance=tolerance, seed=config.seed,
+        model,
+        splits,
+        out_dir,
+        name=name,
+        metrics=metrics,
+        description=description,
+        training=training_settings(config, state),
+        tolerance=tolerance,
+        seed=config.seed,
     )
 
 
-def training_settings(config: TrainConfig, state: Mapping[str, object],
-                      epochs_run: int | None = None) -> dict[str, object]:
+def training_settings(
+    config: TrainConfig, state: Mapping[str, object], epochs_run: int | None = None
+) -> dict[str, object]:
     """What the manifest records about training: the config minus machine-local details, the
     best checkpoint's epoch and validation loss, and how many epochs ran when known."""
     settings = {k: v for k, v in config.to_dict().items() if k not in _LOCAL_SETTINGS}
@@ -192,17 +226,34 @@ def training_settings(config: TrainConfig, state: Mapping[str, object],
     return settings
 
 
-_LOCAL_SETTINGS = frozenset({"data_root", "download", "device", "threads", "output_dir",
-                             "run_name", "resume", "progress", "evaluate"})
+_LOCAL_SETTINGS = frozenset(
+    {
+        "data_root",
+        "download",
+        "device",
+        "threads",
+        "output_dir",
+        "run_name",
+        "resume",
+        "progress",
+        "evaluate",
+    }
+)
 
 
-def _checkpoint_metrics(checkpoint: Path, model: Autoencoder, splits: Splits,
-                        config: TrainConfig) -> dict[str, float]:
+def _checkpoint_metrics(
+    checkpoint: Path, model: Autoencoder, splits: Splits, config: TrainConfig
+) -> dict[str, float]:
     saved = checkpoint.parent / "metrics.json"
     if checkpoint.name == "best.pt" and saved.exists():
         return json.loads(saved.read_text())
-    return evaluate(model, splits, reconstruction=config.reconstruction,
-                    iw_samples=config.iw_samples, seed=config.seed)
+    return evaluate(
+        model,
+        splits,
+        reconstruction=config.reconstruction,
+        iw_samples=config.iw_samples,
+        seed=config.seed,
+    )
 
 
 def calibrate_folder(
@@ -221,7 +272,8 @@ def calibrate_folder(
     folder = Path(folder)
     manifest = verify_folder(folder)
     config = TrainConfig.from_dict(
-        {k: _setting(k, v) for k, v in manifest.training.items() if k in _CONFIG_FIELDS})
+        {k: _setting(k, v) for k, v in manifest.training.items() if k in _CONFIG_FIELDS}
+    )
     if data_root is not None:
         config.data_root = str(data_root)
     splits = splits or load_data(config)
@@ -232,16 +284,27 @@ def calibrate_folder(
             graphs.strip_stack_traces_file(staging / f"{part}.onnx")
             graphs.strip_debug_records(staging / f"{part}.pt")
         scorer = anomaly.GraphScorer(
-            staging, variational=manifest.variational,
+            staging,
+            variational=manifest.variational,
             num_classes=manifest.num_classes if manifest.conditional else 0,
-            reconstruction=str(manifest.training.get("reconstruction", "bce")))
-        held_out = {key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
-                    for key, split in (outliers or {}).items()}
+            reconstruction=str(manifest.training.get("reconstruction", "bce")),
+        )
+        held_out = {
+            key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
+            for key, split in (outliers or {}).items()
+        }
         calibration, samples = anomaly.calibrate(
-            scorer, splits.val.images.numpy(), splits.test.images.numpy(), held_out,
-            quantile=threshold_quantile, seed=config.seed)
-        fields = dict(manifest) | {"calibration": calibration,
-                                   "dataset": DatasetInfo(**splits.info)}
+            scorer,
+            splits.val.images.numpy(),
+            splits.test.images.numpy(),
+            held_out,
+            quantile=threshold_quantile,
+            seed=config.seed,
+        )
+        fields = dict(manifest) | {
+            "calibration": calibration,
+            "dataset": DatasetInfo(**splits.info),
+        }
         card.redraw_scores(staging, fields, samples)
         fields["files"] = hash_files(staging)
         updated = Manifest(**fields)
@@ -304,18 +367,30 @@ def scalar_settings(
     return flat
 
 
-def _write_graphs(model: Autoencoder, images: torch.Tensor, labels: torch.Tensor, folder: Path,
-                  tolerance: float, seed: int) -> Parity:
+def _write_graphs(
+    model: Autoencoder,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    folder: Path,
+    tolerance: float,
+    seed: int,
+) -> Parity:
     """Write both graphs in both formats and require parity on real inputs."""
     onehot = _one_hot(model, labels[:PARITY_IMAGES])
     image_batch = images[:PARITY_IMAGES]
     latents = _parity_latents(model, image_batch, onehot, seed)
     onehot_z = None if onehot is None else torch.cat([onehot, onehot])
     parts = {
-        "encoder": (model.encoder, graphs.encoder_signature(model.variational, model.conditional),
-                    _inputs(image_batch, onehot)),
-        "decoder": (model.decoder, graphs.decoder_signature(model.conditional),
-                    _inputs(latents, onehot_z)),
+        "encoder": (
+            model.encoder,
+            graphs.encoder_signature(model.variational, model.conditional),
+            _inputs(image_batch, onehot),
+        ),
+        "decoder": (
+            model.decoder,
+            graphs.decoder_signature(model.conditional),
+            _inputs(latents, onehot_z),
+        ),
     }
     figures = {}
     for part_name, (part, signature, inputs) in parts.items():
@@ -328,8 +403,9 @@ def _write_graphs(model: Autoencoder, images: torch.Tensor, labels: torch.Tensor
     return require_parity(figures, tolerance)
 
 
-def _parity_latents(model: Autoencoder, images: torch.Tensor, onehot: torch.Tensor | None,
-                    seed: int) -> torch.Tensor:
+def _parity_latents(
+    model: Autoencoder, images: torch.Tensor, onehot: torch.Tensor | None, seed: int
+) -> torch.Tensor:
     """Latents of real test images, plus as many seeded draws around them (as sampling does)."""
     encoded = model.encode_mean(images, onehot)
     generator = torch.Generator().manual_seed(seed)
@@ -345,10 +421,11 @@ def _sampler(model: Autoencoder, splits: Splits, seed: int):
     return reference.mixture_sampler(_encode(model, images, labels), seed=seed)
 
 
-def _encode(model: Autoencoder, images: torch.Tensor, labels: torch.Tensor,
-            batch_size: int = 1000) -> np.ndarray:
+def _encode(
+    model: Autoencoder, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> np.ndarray:
     chunks = [
-        model.encode_mean(images[i:i + batch_size], _one_hot(model, labels[i:i + batch_size]))
+        model.encode_mean(images[i : i + batch_size], _one_hot(model, labels[i : i + batch_size]))
         for i in range(0, len(images), batch_size)
     ]
     return torch.cat(chunks).numpy()
@@ -382,8 +459,9 @@ def _signature(signature: graphs.Signature) -> GraphSignature:
 def _staging_folder(out_dir: Path) -> Iterator[Path]:
     """Yield a hidden sibling folder; on success it replaces `out_dir`, on failure it goes."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
-                                    dir=out_dir.parent))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent)
+    )
     try:
         yield staging
         staging.chmod(0o755)
@@ -417,13 +495,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="the model folder to write (named after the model)")
     parser.add_argument("--data-root", type=Path, help="where the checkpoint's dataset lives")
     parser.add_argument("--description", default="", help="one line for the manifest and card")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help=f"largest absolute difference allowed (default {DEFAULT_TOLERANCE:g})")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"largest absolute difference allowed (default {DEFAULT_TOLERANCE:g})",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     try:
-        manifest = export_checkpoint(args.checkpoint, args.out, data_root=args.data_root,
-                                     description=args.description, tolerance=args.tolerance)
+        manifest = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            data_root=args.data_root,
+            description=args.description,
+            tolerance=args.tolerance,
+        )
     except ExportError as error:
         print(f"export refused: {error}", file=sys.stderr)
         return 1

@@ -25,11 +25,24 @@ ONNX_OPSET = 18
 # Operators that draw random numbers. Dropout is not among them: the graphs are exported in
 # eval mode, where it is the identity (and a traced one in training mode fails parity).
 RANDOM_ONNX_OPS = frozenset(
-    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
-     "Bernoulli"}
+    {
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+    }
 )
-RANDOM_TORCH_OPS = ("rand", "normal", "bernoulli", "multinomial", "poisson", "exponential",
-                    "uniform")
+RANDOM_TORCH_OPS = (
+    "rand",
+    "normal",
+    "bernoulli",
+    "multinomial",
+    "poisson",
+    "exponential",
+    "uniform",
+)
 
 
 class ExportError(RuntimeError):
@@ -94,16 +107,24 @@ def _quiet_exporters() -> Iterator[None]:
         yield
 
 
-def write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], signature: Signature,
-               path: Path) -> None:
+def write_onnx(
+    module: nn.Module, example: tuple[torch.Tensor, ...], signature: Signature, path: Path
+) -> None:
     batch = torch.export.Dim("batch")
     dynamic_shapes = tuple({0: batch} for _ in example)
     try:
         with _quiet_exporters(), torch.no_grad():
             program = torch.onnx.export(
-                module, example, None, input_names=list(signature.inputs),
-                output_names=list(signature.outputs), dynamo=True, opset_version=ONNX_OPSET,
-                dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
+                module,
+                example,
+                None,
+                input_names=list(signature.inputs),
+                output_names=list(signature.outputs),
+                dynamo=True,
+                opset_version=ONNX_OPSET,
+                dynamic_shapes=dynamic_shapes,
+                external_data=False,
+                verbose=False,
             )
     except Exception as error:  # torch.export raises many types; all mean "not exportable"
         raise GraphError(f"the ONNX exporter cannot export {path.stem}: {error}") from error
@@ -150,8 +171,11 @@ def strip_debug_records(path: Path) -> None:
     the absolute paths of this machine's source and site-packages files, and loading does not
     need them."""
     reader = torch._C.PyTorchFileReader(str(path))
-    records = [(name, reader.get_record(name)) for name in reader.get_all_records()
-               if not name.endswith((".debug_pkl", "serialization_id"))]
+    records = [
+        (name, reader.get_record(name))
+        for name in reader.get_all_records()
+        if not name.endswith((".debug_pkl", "serialization_id"))
+    ]
     del reader
     writer = torch._C.PyTorchFileWriter(str(path))
     for name, data in records:
@@ -201,8 +225,9 @@ def onnx_batch_dim(value: onnx.ValueInfoProto) -> int | None:
 
 def check_torchscript(module: torch.jit.ScriptModule) -> None:
     kinds = {node.kind() for node in module.inlined_graph.nodes()}
-    random_ops = sorted(k for k in kinds if k.startswith("aten::") and any(
-        word in k for word in RANDOM_TORCH_OPS))
+    random_ops = sorted(
+        k for k in kinds if k.startswith("aten::") and any(word in k for word in RANDOM_TORCH_OPS)
+    )
     if random_ops:
         raise GraphError(f"the TorchScript graph contains random operators: {random_ops}")
 

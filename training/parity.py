@@ -72,8 +72,7 @@ def require_parity(figures: dict[str, tuple[float, float]], tolerance: float) ->
     if failures:
         raise ParityError(
             f"exported graphs differ from PyTorch by more than the tolerance {tolerance:g} "
-            f"(largest absolute difference; inf means a non-finite output): "
-            + "; ".join(failures)
+            f"(largest absolute difference; inf means a non-finite output): " + "; ".join(failures)
         )
     return Parity(torchscript=worst_ts, onnx=worst_onnx, tolerance=tolerance)
 

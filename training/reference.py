@@ -17,8 +17,13 @@ REFERENCE_POINTS = 2000
 DECIMALS = 5  # JSON size: latents are read by people and a web page, not fed back bit-exact
 
 
-def reference_set(latents: np.ndarray, labels: np.ndarray, num_classes: int,
-                  max_points: int = REFERENCE_POINTS, seed: int = 0) -> ReferenceSet:
+def reference_set(
+    latents: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    max_points: int = REFERENCE_POINTS,
+    seed: int = 0,
+) -> ReferenceSet:
     """A 2-D map of up to `max_points` latents with their labels, and per-class latent means.
 
     2-D latents map through the identity; larger ones through PCA, whose mean and components
@@ -39,12 +44,16 @@ def reference_set(latents: np.ndarray, labels: np.ndarray, num_classes: int,
     )
 
 
-def mixture_sampler(latents: np.ndarray, components: int = MIXTURE_COMPONENTS,
-                    seed: int = 0) -> MixtureSampler:
+def mixture_sampler(
+    latents: np.ndarray, components: int = MIXTURE_COMPONENTS, seed: int = 0
+) -> MixtureSampler:
     """A diagonal Gaussian mixture fitted on training latents, for sampling a plain AE."""
     gmm = GaussianMixture(
-        n_components=min(components, len(latents)), covariance_type="diag",
-        random_state=seed, n_init=1, max_iter=200,
+        n_components=min(components, len(latents)),
+        covariance_type="diag",
+        random_state=seed,
+        n_init=1,
+        max_iter=200,
     ).fit(np.asarray(latents, dtype=np.float64))
     weights = gmm.weights_ / gmm.weights_.sum()
     return MixtureSampler(
@@ -64,8 +73,9 @@ def _projection(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pca.mean_, pca.components_
 
 
-def _class_means(latents: np.ndarray, labels: np.ndarray,
-                 num_classes: int) -> list[list[float]] | None:
+def _class_means(
+    latents: np.ndarray, labels: np.ndarray, num_classes: int
+) -> list[list[float]] | None:
     if num_classes == 0:
         return None
     missing = sorted(set(range(num_classes)) - set(labels.tolist()))

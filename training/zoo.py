@@ -39,8 +39,9 @@ class ZooModel:
     outliers: tuple[str, ...] = ()  # datasets whose test images the anomaly scores must flag
 
 
-def load_zoo(path: Path = ZOO_FILE, *, runs_dir: Path = Path("runs/zoo"),
-             epochs: int | None = None) -> list[ZooModel]:
+def load_zoo(
+    path: Path = ZOO_FILE, *, runs_dir: Path = Path("runs/zoo"), epochs: int | None = None
+) -> list[ZooModel]:
     """The models of a zoo file, each a TrainConfig: [defaults] overridden by its own table."""
     with open(path, "rb") as handle:
         spec = tomllib.load(handle)
@@ -67,8 +68,9 @@ def build_zoo(models: list[ZooModel], out_root: Path) -> list[Manifest]:
     return manifests
 
 
-def build_one(entry: ZooModel, out_root: Path,
-              classifiers: dict[str, tuple[torch.nn.Module, float]]) -> Manifest:
+def build_one(
+    entry: ZooModel, out_root: Path, classifiers: dict[str, tuple[torch.nn.Module, float]]
+) -> Manifest:
     result = train(entry.config)
     model, state = load_checkpoint(result.best_checkpoint)
     splits = load_data(entry.config)
@@ -80,7 +82,11 @@ def build_one(entry: ZooModel, out_root: Path,
         metrics["sample_label_accuracy"] = sum(per_label.values()) / len(per_label)
         metrics |= {f"sample_label_accuracy_{c}": acc for c, acc in per_label.items()}
     return export_model(
-        model, splits, out_root / entry.name, name=entry.name, metrics=metrics,
+        model,
+        splits,
+        out_root / entry.name,
+        name=entry.name,
+        metrics=metrics,
         training=training_settings(entry.config, state, len(result.history)),
         description=entry.description,
         seed=entry.config.seed,
@@ -97,19 +103,28 @@ def _test_split(dataset: str) -> ImageSplit:
 def _classifier(cache: dict, config: TrainConfig, splits: Splits) -> tuple[torch.nn.Module, float]:
     """One judge per dataset: trained on its training split, scored on its test split."""
     if config.dataset not in cache:
-        judge = digit_classifier.train_classifier(splits.train, splits.num_classes,
-                                                  seed=config.seed)
+        judge = digit_classifier.train_classifier(
+            splits.train, splits.num_classes, seed=config.seed
+        )
         cache[config.dataset] = (judge, digit_classifier.accuracy(judge, splits.test))
     return cache[config.dataset]
 
 
 def summary_line(manifest: Manifest) -> str:
-    keys = ("neg_elbo", "iw_nll", "recon_mse", "mse_ratio_to_pca", "psnr_gain",
-            "sample_label_accuracy")
+    keys = (
+        "neg_elbo",
+        "iw_nll",
+        "recon_mse",
+        "mse_ratio_to_pca",
+        "psnr_gain",
+        "sample_label_accuracy",
+    )
     shown = ", ".join(f"{k} {manifest.metrics[k]:.4g}" for k in keys if k in manifest.metrics)
     size = sum(entry.bytes for entry in manifest.files.values()) / 2**20
-    return (f"{manifest.name}: {shown}; parity torchscript {manifest.parity['torchscript']:.1e} "
-            f"onnx {manifest.parity['onnx']:.1e}; {size:.1f} MiB")
+    return (
+        f"{manifest.name}: {shown}; parity torchscript {manifest.parity['torchscript']:.1e} "
+        f"onnx {manifest.parity['onnx']:.1e}; {size:.1f} MiB"
+    )
 
 
 def calibrate_main(argv: list[str] | None = None) -> int:
@@ -130,8 +145,10 @@ def calibrate_main(argv: list[str] | None = None) -> int:
         outliers = {name: _test_split(name) for name in (entry.outliers if entry else ())}
         manifest = calibrate_folder(folder, data_root=args.data_root, outliers=outliers)
         figures = manifest.calibration.score.evaluation
-        print(f"{manifest.name}: threshold {manifest.calibration.score.threshold:.4g}; "
-              + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+        print(
+            f"{manifest.name}: threshold {manifest.calibration.score.threshold:.4g}; "
+            + ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
+        )
     return 0
 
 
@@ -142,12 +159,21 @@ def main(argv: list[str] | None = None) -> int:
         "the zoo file (seeded) into the output folder, replacing folders of the same name.",
     )
     parser.add_argument("--zoo", type=Path, default=ZOO_FILE, help="the zoo file (TOML)")
-    parser.add_argument("--out", type=Path, default=Path("exported_models"),
-                        help="where the model folders go (default: exported_models)")
-    parser.add_argument("--runs", type=Path, default=Path("runs/zoo"),
-                        help="where the training runs go (default: runs/zoo)")
-    parser.add_argument("--only", action="append", metavar="NAME",
-                        help="build only this model (repeatable)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("exported_models"),
+        help="where the model folders go (default: exported_models)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path("runs/zoo"),
+        help="where the training runs go (default: runs/zoo)",
+    )
+    parser.add_argument(
+        "--only", action="append", metavar="NAME", help="build only this model (repeatable)"
+    )
     parser.add_argument("--epochs", type=int, help="override every model's epochs (quick runs)")
     args = parser.parse_args(argv)
     models = load_zoo(args.zoo, runs_dir=args.runs, epochs=args.epochs)

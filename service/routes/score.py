@@ -44,8 +44,10 @@ class NotCalibrated(ApiError):
         "exported without calibration answers 409."
     ),
     openapi_extra=image_body("ScoreRequest", examples.SCORE),
-    responses={200: {"content": binary_outputs(NPY)}, **problems(404, 406, 409, 413, 415, 422,
-                                                                  503)},
+    responses={
+        200: {"content": binary_outputs(NPY)},
+        **problems(404, 406, 409, 413, 415, 422, 503),
+    },
 )
 async def score(request: Request, model_name: ModelName = None) -> Response:
     media = negotiate(request, (JSON, NPY))
@@ -57,16 +59,20 @@ async def score(request: Request, model_name: ModelName = None) -> Response:
             "no threshold; re-export it (latentserve-train export) to calibrate it on its "
             "validation split"
         )
-    images, _ = await read_images(request, model.manifest.image, settings_of(request),
-                                  ScoreRequest)
-    judged = [_judge(part, await _score(model, part.name, images))
-              for part in (calibration.score, calibration.corrected) if part is not None]
+    images, _ = await read_images(request, model.manifest.image, settings_of(request), ScoreRequest)
+    judged = [
+        _judge(part, await _score(model, part.name, images))
+        for part in (calibration.score, calibration.corrected)
+        if part is not None
+    ]
     if media == NPY:
-        return npy_response(np.column_stack([column for part in judged
-                                             for column in part["columns"]]))
+        return npy_response(
+            np.column_stack([column for part in judged for column in part["columns"]])
+        )
     plain, *corrected = (part["json"] for part in judged)
-    return json_response({"model": model.name, **plain,
-                          "corrected": corrected[0] if corrected else None})
+    return json_response(
+        {"model": model.name, **plain, "corrected": corrected[0] if corrected else None}
+    )
 
 
 async def _score(model: ServedModel, name: str, images: np.ndarray) -> np.ndarray:

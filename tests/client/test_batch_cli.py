@@ -191,8 +191,15 @@ def test_score_a_folder_into_a_csv_and_resume_after_a_failure(
     rows = list(csv.DictReader(out.open()))
     files = sorted(p for p in folder.rglob("*.png"))
     assert [row["path"] for row in rows] == [str(f) for f in files]
-    assert set(rows[0]) == {"path", "score", "percentile", "anomalous", "corrected_score",
-                            "corrected_percentile", "corrected_anomalous"}
+    assert set(rows[0]) == {
+        "path",
+        "score",
+        "percentile",
+        "anomalous",
+        "corrected_score",
+        "corrected_percentile",
+        "corrected_anomalous",
+    }
     with Client(server.url, model="mnist-vae") as client:
         expected = client.score(files)
     np.testing.assert_allclose([float(r["score"]) for r in rows], expected.scores, rtol=1e-5)

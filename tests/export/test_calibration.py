@@ -103,7 +103,8 @@ def test_export_is_deterministic_down_to_the_onnx_bytes(exported, splits, tmp_pa
 
 
 def test_calibrating_an_uncalibrated_folder_later_gives_the_export_figures(
-        exported, splits, tmp_path):
+    exported, splits, tmp_path
+):
     folder, _ = exported["cvae"]
     old = tmp_path / folder.name
     shutil.copytree(folder, old)

@@ -31,7 +31,9 @@ def test_the_committed_document_is_valid_openapi_3_1():
     assert "enum" not in parameter(document, "/sample", "model")["schema"]
     assert parameter(document, "/sample", "n")["schema"]["maximum"] == LIMITS.max_samples
     assert parameter(document, "/sample", "seed")["schema"] == {
-        **parameter(document, "/sample", "seed")["schema"], "minimum": 0, "maximum": SEED_MAX
+        **parameter(document, "/sample", "seed")["schema"],
+        "minimum": 0,
+        "maximum": SEED_MAX,
     }
 
 
@@ -59,7 +61,8 @@ def test_the_served_document_names_the_loaded_models(shipped):
     validate(document)
     for path in MODEL_ROUTES:
         assert parameter(document, path, "model")["schema"] == {
-            "type": "string", "enum": sorted(SHIPPED)
+            "type": "string",
+            "enum": sorted(SHIPPED),
         }
     assert parameter(document, "/models/{name}", "name")["schema"]["enum"] == sorted(SHIPPED)
     latents = document["components"]["schemas"]["DecodeRequest"]["properties"]["latents"]

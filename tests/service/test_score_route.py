@@ -40,8 +40,11 @@ def clothing(fashion_mnist_root: Path) -> np.ndarray:
 def score_npy(client, model: str, images: np.ndarray) -> np.ndarray:
     """[N, 6] columns: score, percentile, anomalous; the corrected score's three after."""
     chunks = [
-        read_npy(client.post(f"/score?model={model}", content=npy(images[i:i + 250]),
-                             headers=NPY_HEADERS))
+        read_npy(
+            client.post(
+                f"/score?model={model}", content=npy(images[i : i + 250]), headers=NPY_HEADERS
+            )
+        )
         for i in range(0, len(images), 250)
     ]
     return np.concatenate(chunks)
@@ -49,14 +52,16 @@ def score_npy(client, model: str, images: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("model", ["mnist-vae", "mnist-cvae", "mnist-ae"])
 def test_served_scores_reproduce_the_calibration_on_the_validation_split(
-        shipped, validation_digits, model):
+    shipped, validation_digits, model
+):
     calibration = shipped.get(f"/models/{model}").json()["calibration"]
     columns = score_npy(shipped, model, validation_digits)
     assert columns.shape == (1000, 6)
     for offset, part in ((0, calibration["score"]), (3, calibration["corrected"])):
-        values, percentiles, flagged = columns[:, offset:offset + 3].T
-        np.testing.assert_allclose(np.quantile(values, part["levels"]), part["quantiles"],
-                                   rtol=1e-4, atol=1e-3)
+        values, percentiles, flagged = columns[:, offset : offset + 3].T
+        np.testing.assert_allclose(
+            np.quantile(values, part["levels"]), part["quantiles"], rtol=1e-4, atol=1e-3
+        )
         assert flagged.mean() == pytest.approx(0.01, abs=0.002)
         assert np.array_equal(flagged == 1.0, values > part["threshold"])
         assert abs(np.median(percentiles) - 50.0) < 1.0
@@ -64,16 +69,23 @@ def test_served_scores_reproduce_the_calibration_on_the_validation_split(
 
 def test_digit_models_flag_clothing(shipped, clothing):
     for model in ("mnist-vae", "mnist-ae", "mnist-dae"):
-        body = shipped.post(f"/score?model={model}", content=npy(clothing[:100]),
-                            headers={"content-type": "application/x-npy"}).json()
+        body = shipped.post(
+            f"/score?model={model}",
+            content=npy(clothing[:100]),
+            headers={"content-type": "application/x-npy"},
+        ).json()
         assert np.mean(body["anomalous"]) > 0.9, model
         assert min(body["percentiles"]) > 90.0, model
 
 
 def test_fashion_vae_plain_score_finds_digits_normal_and_the_corrected_one_flags_them(
-        shipped, validation_digits):
-    body = shipped.post("/score?model=fashion-vae", content=npy(validation_digits[:200]),
-                        headers={"content-type": "application/x-npy"}).json()
+    shipped, validation_digits
+):
+    body = shipped.post(
+        "/score?model=fashion-vae",
+        content=npy(validation_digits[:200]),
+        headers={"content-type": "application/x-npy"},
+    ).json()
     assert (body["score"], body["unit"]) == ("neg_elbo", "nats")
     assert body["corrected"]["score"] == "neg_elbo_minus_entropy"
     assert np.mean(body["anomalous"]) < 0.2  # Nalisnick et al.: digits look likely
@@ -86,8 +98,9 @@ def test_every_input_format_gives_the_same_scores(shipped, validation_digits):
     answers = [
         shipped.post("/score", json={"images": [b64(p) for p in as_png]}),
         shipped.post("/score", json={"images": (pixels / 255.0).tolist()}),
-        shipped.post("/score", files=[("files", (f"{i}.png", p, "image/png"))
-                                      for i, p in enumerate(as_png)]),
+        shipped.post(
+            "/score", files=[("files", (f"{i}.png", p, "image/png")) for i, p in enumerate(as_png)]
+        ),
         shipped.post("/score", content=npy(pixels), headers={"content-type": "application/x-npy"}),
     ]
     first = answers[0].json()
@@ -97,22 +110,48 @@ def test_every_input_format_gives_the_same_scores(shipped, validation_digits):
         np.testing.assert_allclose(answer.json()["scores"], first["scores"], rtol=1e-5)
     one = shipped.post("/score", content=as_png[0], headers={"content-type": "image/png"})
     np.testing.assert_allclose(one.json()["scores"], first["scores"][:1], rtol=1e-5)
-    assert set(first) == {"model", "score", "unit", "description", "scores", "threshold",
-                          "threshold_quantile", "percentiles", "anomalous", "corrected"}
+    assert set(first) == {
+        "model",
+        "score",
+        "unit",
+        "description",
+        "scores",
+        "threshold",
+        "threshold_quantile",
+        "percentiles",
+        "anomalous",
+        "corrected",
+    }
 
 
 def test_bad_requests_get_problems_a_person_can_act_on(shipped, validation_digits):
     cases = [
         (shipped.post("/score", content=b"hello", headers={"content-type": "text/plain"}), 415),
         (shipped.post("/score?model=nope", json={"images": [[[0.0]]]}), 404),
-        (shipped.post("/score", json={"images": [b64(png(np.zeros((28, 28), np.uint8)))],
-                                      "labels": [3]}), 422),
-        (shipped.post("/score", content=npy(np.zeros((MAX_IMAGES + 1, 28, 28), np.float32)),
-                      headers={"content-type": "application/x-npy"}), 422),
+        (
+            shipped.post(
+                "/score", json={"images": [b64(png(np.zeros((28, 28), np.uint8)))], "labels": [3]}
+            ),
+            422,
+        ),
+        (
+            shipped.post(
+                "/score",
+                content=npy(np.zeros((MAX_IMAGES + 1, 28, 28), np.float32)),
+                headers={"content-type": "application/x-npy"},
+            ),
+            422,
+        ),
         (shipped.post("/score", json={"images": []}), 422),
         (shipped.post("/score", json={"images": ["bm90IGFuIGltYWdl"]}), 422),
-        (shipped.post("/score", content=npy(validation_digits[:1]),
-                      headers={"content-type": "application/x-npy", "accept": "image/png"}), 406),
+        (
+            shipped.post(
+                "/score",
+                content=npy(validation_digits[:1]),
+                headers={"content-type": "application/x-npy", "accept": "image/png"},
+            ),
+            406,
+        ),
     ]
     for response, status in cases:
         assert response.status_code == status, (status, response.text)
@@ -121,8 +160,11 @@ def test_bad_requests_get_problems_a_person_can_act_on(shipped, validation_digit
 
 
 def test_a_model_without_calibration_answers_409(api):
-    response = api.post("/score?model=tiny-vae", content=npy(np.zeros((1, 28, 28), np.float32)),
-                        headers={"content-type": "application/x-npy"})
+    response = api.post(
+        "/score?model=tiny-vae",
+        content=npy(np.zeros((1, 28, 28), np.float32)),
+        headers={"content-type": "application/x-npy"},
+    )
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     assert "without an anomaly-score calibration" in response.json()["detail"]

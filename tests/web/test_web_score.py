@@ -30,7 +30,9 @@ def test_empty_image_slots_show_a_placeholder_not_a_broken_image(page):
         draw(page, "#draw-pad", SEVEN)
     settle(page, "#encode-card")
     assert page.eval_on_selector("#reconstruction", "img => getComputedStyle(img).content") in (
-        "normal", "none")
+        "normal",
+        "none",
+    )
 
 
 def score_panel(page) -> dict:
