@@ -38,6 +38,18 @@ def run_session(session: ort.InferenceSession):
     return run
 
 
+def counting(session: ort.InferenceSession):
+    """The session's run, and the batch size of every call it gets."""
+    calls: list[int] = []
+    session_run = run_session(session)
+
+    def counted(inputs):
+        calls.append(len(inputs["image"]))
+        return session_run(inputs)
+
+    return counted, calls
+
+
 def images(count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random((count, 1, 28, 28), dtype=np.float32)
 
@@ -51,30 +63,20 @@ async def run_together(runner: GraphRunner, batches: list[dict[str, np.ndarray]]
 
 
 def test_concurrent_requests_share_one_graph_call_and_get_their_own_rows(encoder_session):
-    calls: list[int] = []
-    session_run = run_session(encoder_session)
-
-    def counted(inputs):
-        calls.append(len(inputs["image"]))
-        return session_run(inputs)
+    counted, calls = counting(encoder_session)
 
     runner = GraphRunner("mnist-ae/encoder", counted, BatchPolicy(max_batch=64))
     requests = [{"image": images(n, seed)} for seed, n in enumerate([1, 3, 1, 5, 2])]
     results = asyncio.run(run_together(runner, requests))
     assert calls == [12]  # one call for all five requests
     for request, result in zip(requests, results, strict=True):
-        alone = session_run(request)["latent"]
+        alone = run_session(encoder_session)(request)["latent"]
         assert result["latent"].shape == alone.shape
         np.testing.assert_allclose(result["latent"], alone, atol=1e-6)
 
 
 def test_batches_never_exceed_max_batch_and_a_larger_request_runs_alone(encoder_session):
-    calls: list[int] = []
-    session_run = run_session(encoder_session)
-
-    def counted(inputs):
-        calls.append(len(inputs["image"]))
-        return session_run(inputs)
+    counted, calls = counting(encoder_session)
 
     runner = GraphRunner("mnist-ae/encoder", counted, BatchPolicy(max_batch=4))
     requests = [{"image": images(n, seed)} for seed, n in enumerate([2, 2, 3, 9, 1])]
@@ -106,12 +108,7 @@ def test_a_full_queue_refuses_with_overloaded(encoder_session):
 
 
 def test_requests_past_the_deadline_are_shed_not_run(encoder_session):
-    calls: list[int] = []
-    session_run = run_session(encoder_session)
-
-    def counted(inputs):
-        calls.append(len(inputs["image"]))
-        return session_run(inputs)
+    counted, calls = counting(encoder_session)
 
     # No request can be taken within a microsecond of being queued.
     runner = GraphRunner("mnist-ae/encoder", counted, BatchPolicy(deadline=1e-6))
