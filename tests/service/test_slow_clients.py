@@ -95,10 +95,10 @@ def trickle(sock: socket.socket, data: bytes, every: float, stop: threading.Even
         time.sleep(every)
 
 
-def test_trickled_headers_are_cut_at_the_header_timeout(server):
-    sock = connect(server)
+def trickle_until_closed(server, sock: socket.socket, data: bytes, every: float):
+    """Trickle `data` on `sock` while checking others are served; what came back and when."""
     stop = threading.Event()
-    writer = threading.Thread(target=trickle, args=(sock, HEAD * 20, 0.1, stop))
+    writer = threading.Thread(target=trickle, args=(sock, data, every, stop))
     writer.start()
     try:
         waits = [served_promptly(server) for _ in range(3)]
@@ -107,6 +107,12 @@ def test_trickled_headers_are_cut_at_the_header_timeout(server):
         stop.set()
         writer.join()
         sock.close()
+    return received, closed_after, waits
+
+
+def test_trickled_headers_are_cut_at_the_header_timeout(server):
+    sock = connect(server)
+    received, closed_after, waits = trickle_until_closed(server, sock, HEAD * 20, 0.1)
     assert_408(received, "request head did not arrive in time")
     assert closed_after < TIMEOUT + 1.0
     assert max(waits) < PROMPT
@@ -115,16 +121,7 @@ def test_trickled_headers_are_cut_at_the_header_timeout(server):
 def test_a_trickled_body_is_cut_by_the_minimum_rate(server):
     sock = connect(server)
     sock.sendall(HEAD + b"content-length: 100000\r\n\r\n")
-    stop = threading.Event()
-    writer = threading.Thread(target=trickle, args=(sock, b"x" * 1000, 0.2, stop))
-    writer.start()
-    try:
-        waits = [served_promptly(server) for _ in range(3)]
-        received, closed_after = read_until_closed(sock)
-    finally:
-        stop.set()
-        writer.join()
-        sock.close()
+    received, closed_after, waits = trickle_until_closed(server, sock, b"x" * 1000, 0.2)
     assert_408(received, "request body stopped arriving")
     assert closed_after < TIMEOUT + 1.0
     assert max(waits) < PROMPT
