@@ -88,9 +88,25 @@ def _is_plain_png(data: bytes, spec: ImageSpec) -> bool:
 def _to_model(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     image = _flatten_alpha(image)
     image = image.convert("L" if spec.channels == 1 else "RGB")
-    if image.size != (spec.width, spec.height):
-        image = image.resize((spec.width, spec.height), Image.Resampling.LANCZOS)
+    image = letterbox(image, spec.width, spec.height, Image.Resampling.LANCZOS)
     return _pixels_to_model(np.asarray(image), spec)
+
+
+def letterbox(
+    image: Image.Image, width: int, height: int, resample: Image.Resampling
+) -> Image.Image:
+    """The image scaled to fit width x height, aspect ratio kept, centred on black: the one rule
+    for images of another size (the web page's pad shows uploads the same way)."""
+    if image.size == (width, height):
+        return image
+    scale = min(width / image.width, height / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    fitted = image.resize(size, resample)
+    if size == (width, height):
+        return fitted
+    canvas = Image.new(image.mode, (width, height), 0)
+    canvas.paste(fitted, ((width - size[0]) // 2, (height - size[1]) // 2))
+    return canvas
 
 
 def _pixels_to_model(pixels: np.ndarray, spec: ImageSpec) -> np.ndarray:

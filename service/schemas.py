@@ -20,7 +20,8 @@ Base64Image = Annotated[
     str,
     Field(
         description="A base64 PNG (JPEG and the other formats Pillow reads are accepted too; a "
-        "`data:image/...;base64,` prefix is allowed), of any size: it is resized.",
+        "`data:image/...;base64,` prefix is allowed), of any size: it is scaled to fit the "
+        "model's size, aspect ratio kept, centred on black.",
         json_schema_extra={"contentEncoding": "base64", "contentMediaType": "image/png"},
     ),
 ]
@@ -196,10 +197,21 @@ class FailedModelInfo(BaseModel):
     reason: str
 
 
+class Limits(BaseModel):
+    """The server's request limits (settings), so a client can refuse what would be refused."""
+
+    max_body_bytes: int = Field(description="Largest request body; a larger one is a 413.")
+    max_images: int = Field(description="Images (or latents) per request.")
+    max_image_pixels: int = Field(description="Width x height of one uploaded image.")
+    max_steps: int = Field(description="Frames of one interpolation.")
+    max_samples: int = Field(description="Largest n of /sample.")
+
+
 class ModelList(BaseModel):
     default: str | None
     models: list[ModelInfo]
     failed: list[FailedModelInfo]
+    limits: Limits
 
 
 class Readiness(BaseModel):

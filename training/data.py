@@ -322,7 +322,7 @@ def _load_image_folder(root, seed, val_size, download, image_shape):
     )
     splits.info = {
         "name": f"image-folder:{Path(root).name}",
-        "source": f"images under {portable(root)}, one subfolder per class, resized to {shape}",
+        "source": f"images under {portable(root)}, one subfolder per class, letterboxed to {shape}",
         "split": {
             "train": "the images in neither held-out set",
             "validation": f"{held_out} images drawn at random (seed {seed})",
@@ -336,10 +336,12 @@ def _load_image_folder(root, seed, val_size, download, image_shape):
 def _load_picture(path: str, shape: tuple[int, int, int]) -> Tensor:
     from PIL import Image
 
+    from service.codecs import letterbox
+
     channels, height, width = shape
     with Image.open(path) as picture:
         picture = picture.convert("L" if channels == 1 else "RGB")
-        picture = picture.resize((width, height), Image.Resampling.BILINEAR)
+        picture = letterbox(picture, width, height, Image.Resampling.BILINEAR)
         return to_float_images(
             np.asarray(picture)[None]
             if channels == 1

@@ -7,12 +7,13 @@ from starlette.responses import Response
 
 from service.core.errors import ApiError
 from service.core.metrics import MODEL_SCOPE_KEY
+from service.core.settings import Settings
 from service.inference import ServedModel
 from service.manifest import MixtureSampler
 from service.responses import json_response
-from service.routes.deps import RegistryDep, app_state
+from service.routes.deps import RegistryDep, app_state, settings_of
 from service.routes.docs import problems
-from service.schemas import ModelInfo, ModelList
+from service.schemas import Limits, ModelInfo, ModelList
 
 router = APIRouter(tags=["models"])
 
@@ -32,8 +33,13 @@ async def list_models(request: Request, registry: RegistryDep) -> Response:
             "default": registry.default,
             "models": [model_info(m, backend) for m in registry.models.values()],
             "failed": [{"name": f.name, "reason": f.reason} for f in registry.failed],
+            "limits": limits(settings_of(request)),
         }
     )
+
+
+def limits(settings: Settings) -> dict[str, int]:
+    return {name: getattr(settings, name) for name in Limits.model_fields}
 
 
 @router.get(

@@ -77,13 +77,34 @@ def test_images_are_converted_to_the_model():
     rgba[:, :35, 3] = 255  # left half opaque white, right half transparent
     gray = image_from_bytes(png(rgba, "RGBA"), GRAY, 10_000)
     assert gray.shape == (1, 28, 28) and gray.dtype == np.float32
-    assert gray[0, :, :10].min() > 0.99 and gray[0, :, -10:].max() < 0.01
+    # 70 wide, 50 high: letterboxed to 28x20, 4 black rows above and below
+    assert gray[0, 4:24, :10].min() > 0.99 and gray[0, :, -10:].max() < 0.01
+    assert gray[0, :4].max() < 0.01 and gray[0, 24:].max() < 0.01
     color = image_from_bytes(png(np.full((8, 8), 128, np.uint8)), RGB, 10_000)
     assert color.shape == (3, 32, 32) and np.allclose(color, 128 / 255, atol=0.01)
     sixteen = Image.fromarray(np.full((28, 28), 65535, np.uint16))
     buffer = io.BytesIO()
     sixteen.save(buffer, format="PNG")
     assert image_from_bytes(buffer.getvalue(), GRAY, 10_000).min() > 0.99
+
+
+@pytest.mark.parametrize("size", [(70, 50), (30, 90), (5, 400)])
+def test_images_of_another_shape_are_letterboxed_not_stretched(size):
+    """Scaled to fit, aspect ratio kept, centred on black, as the web page's pad shows them: a
+    white image 70x50 covers 28x20 of the 28x28, a 30x90 one 9x28, never all of it."""
+    width, height = size
+    white = image_from_bytes(png(np.full((height, width), 255, np.uint8)), GRAY, 100_000)[0]
+    scale = min(28 / width, 28 / height)
+    covered = (max(1, round(width * scale)), max(1, round(height * scale)))
+    rows, columns = np.nonzero(white > 0.5)
+    assert (columns.max() - columns.min() + 1, rows.max() - rows.min() + 1) == covered
+    assert abs((rows.min() + rows.max()) / 2 - 13.5) <= 0.5  # centred
+    assert abs((columns.min() + columns.max()) / 2 - 13.5) <= 0.5
+    colour = image_from_bytes(png(np.full((height, width, 3), 255, np.uint8)), RGB, 100_000)
+    assert colour.shape == (3, 32, 32) and colour[:, 0, 0].max() + colour[:, -1, -1].max() < 0.02
+    signed = ImageSpec(channels=1, height=28, width=28, value_range=(-1.0, 1.0))
+    padded = image_from_bytes(png(np.full((height, width), 255, np.uint8)), signed, 100_000)
+    assert padded.min() == -1.0  # the border is black in the model's range
 
 
 def test_value_range_is_applied():
