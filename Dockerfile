@@ -5,8 +5,10 @@
 #   docker build -t latentserve:cpu .                     # default target: CPU
 #   docker build -t latentserve:gpu --target gpu .        # CUDA 12 + cuDNN 9, onnxruntime-gpu
 #
-# The shipped models are baked in at /opt/latentserve/models; mount another folder and point
-# LATENTSERVE_MODEL_DIR at it to serve your own (see docs/deploy.md).
+# The shipped models (those of training/zoo.toml, admitted one by one by .dockerignore, so a
+# user's own folder in exported_models/ stays out) are baked in at /opt/latentserve/models;
+# mount another folder and point LATENTSERVE_MODEL_DIR at it to serve your own (docs/deploy.md).
+# The wheel built here carries no models (setup.py is not in the context; see setup.py).
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04

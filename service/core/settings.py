@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,10 +17,20 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CommaList = Annotated[list[str], NoDecode]
 
 
+def installed_models() -> Path:
+    """Where `pip install .` puts the shipped models: package data of `service` (setup.py)."""
+    return Path(str(resources.files("service"))) / "shipped_models"
+
+
 def default_model_dir() -> Path:
-    """`./exported_models` when the working directory has one, else the project's own."""
+    """`./exported_models` when the working directory has one, else the shipped models: the
+    copy installed with the package (a wheel), else the project's own folder (a source tree or
+    an editable install)."""
     here = Path.cwd() / "exported_models"
-    return here if here.is_dir() else PROJECT_ROOT / "exported_models"
+    if here.is_dir():
+        return here
+    installed = installed_models()
+    return installed if installed.is_dir() else PROJECT_ROOT / "exported_models"
 
 
 class Settings(BaseSettings):

@@ -16,16 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # deploy.loopback, tests.conftest
 
 from deploy.loopback import Replica, start_replica, wait_until_ready  # noqa: E402
-from tests.conftest import EXPORTED_MODELS, skip_or_fail  # noqa: E402
+from tests.conftest import SHIPPED, shipped_models_dir  # noqa: E402
 
-SHIPPED = ("mnist-vae-2d", "mnist-vae", "mnist-cvae", "mnist-ae", "mnist-dae", "fashion-vae")
-
-
-def shipped_models_dir() -> Path:
-    missing = [n for n in SHIPPED if not (EXPORTED_MODELS / n / "manifest.json").exists()]
-    if missing:
-        skip_or_fail(f"shipped models missing from {EXPORTED_MODELS}: {', '.join(missing)}")
-    return EXPORTED_MODELS
+__all__ = ["SHIPPED", "shipped_models_dir"]
 
 
 @pytest.fixture(scope="session")

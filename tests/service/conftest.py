@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import EXPORTED_MODELS, ROOT, skip_or_fail
+from tests.conftest import ROOT, SHIPPED, shipped_models_dir
 from tests.service.model_factory import build_model_folder, corrupt_hash
 
-SHIPPED = ("mnist-vae-2d", "mnist-vae", "mnist-cvae", "mnist-ae", "mnist-dae", "fashion-vae")
+__all__ = ["SHIPPED", "shipped_models_dir"]
 DIGITS = [str(d) for d in range(10)]
 
 
@@ -119,13 +119,6 @@ def fixture_server(fixture_models: Path, tmp_path_factory) -> Iterator[Server]:
 def api(fixture_server: Server) -> Iterator[httpx.Client]:
     with fixture_server.client() as client:
         yield client
-
-
-def shipped_models_dir() -> Path:
-    missing = [name for name in SHIPPED if not (EXPORTED_MODELS / name / "manifest.json").exists()]
-    if missing:
-        skip_or_fail(f"shipped models missing from {EXPORTED_MODELS}: {', '.join(missing)}")
-    return EXPORTED_MODELS
 
 
 @pytest.fixture(scope="session")
