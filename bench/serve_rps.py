@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import machine, pyspy, servers, wrk  # noqa: E402
 from service.core.settings import Settings  # noqa: E402
-from service.examples import SEVEN_PNG  # noqa: E402
+from service.rest.examples import SEVEN_PNG  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MODELS = ROOT / "exported_models"

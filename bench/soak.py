@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import machine, servers  # noqa: E402
-from service.examples import SEVEN_PNG  # noqa: E402
+from service.rest.examples import SEVEN_PNG  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 # The soak looks for crashes, 5xx and leaks, not for load shedding (tests/service has its own

@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
+from service.app import create_app
 from service.core.settings import Settings
-from service.main import create_app
 
 Case = tuple[str, bytes, bytes, list[tuple[bytes, bytes]]]  # path, query, body, headers
 

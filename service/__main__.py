@@ -36,11 +36,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if settings.workers > 1:
-        from service.workers import Supervisor
+        from service.runtime.workers import Supervisor
 
         sys.exit(Supervisor(settings).run())
     else:
-        from service.server import serve
+        from service.runtime.server import serve
 
         serve(settings)
 

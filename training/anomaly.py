@@ -1,6 +1,6 @@
 """Anomaly scores at export: calibrated on the validation split, evaluated on held-out data.
 
-Every score runs through the exported ONNX graphs (ONNX Runtime) and `service.scores`, the
+Every score runs through the exported ONNX graphs (ONNX Runtime) and `service.models.scores`, the
 module `/score` serves with, so the manifest's threshold and quantiles are the numbers the
 service compares against. Nothing here draws random numbers but the seeded noise of the
 "digits under Gaussian noise" outlier set.
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service import scores
-from service.manifest import Calibration, ScoreCalibration
+from service.models import scores
+from service.models.manifest import Calibration, ScoreCalibration
 
 DEFAULT_QUANTILE = 0.99
 NOISE_SIGMA = 0.5

@@ -336,7 +336,7 @@ def _load_image_folder(root, seed, val_size, download, image_shape):
 def _load_picture(path: str, shape: tuple[int, int, int]) -> Tensor:
     from PIL import Image
 
-    from service.codecs import letterbox
+    from service.rest.codecs import letterbox
 
     channels, height, width = shape
     with Image.open(path) as picture:

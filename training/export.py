@@ -1,9 +1,9 @@
 """Export a trained autoencoder to a self-contained model folder the service can load.
 
     exported_models/<name>/
-      manifest.json   service.manifest.Manifest: the contract with the service
+      manifest.json   service.models.manifest.Manifest: the contract with the service
       encoder.onnx  encoder.pt  decoder.onnx  decoder.pt
-      reference.json  service.manifest.ReferenceSet: latent map and class means
+      reference.json  service.models.manifest.ReferenceSet: latent map and class means
       README.md  card/*.png   the model card
 
 The manifest also carries the anomaly-score calibration (training.anomaly): the threshold
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.manifest import (
+from service.models.manifest import (
     DatasetInfo,
     FileEntry,
     GraphSignature,

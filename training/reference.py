@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
-from service.manifest import MixtureSampler, ReferenceSet
+from service.models.manifest import MixtureSampler, ReferenceSet
 
 MIXTURE_COMPONENTS = 10  # one per digit or garment class is the natural guess for the zoo
 REFERENCE_POINTS = 2000

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from service.manifest import Manifest
+from service.models.manifest import Manifest
 from training import classifier as digit_classifier
 from training.data import ImageSplit, Splits, default_root, load_splits
 from training.export import calibrate_folder, export_model, training_settings

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.runner import BatchPolicy
+from service.models.batching import BatchPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
-    # Processes, shutdown and connection limits (service/server.py, service/connections.py).
+    # Processes, shutdown and connection limits (service/runtime/).
     workers: int = Field(1, ge=1, le=64, description="Server processes on the one port.")
     drain_delay: float = Field(
         0.0, ge=0, description="Seconds from SIGTERM (readiness 503) to closing the listener."

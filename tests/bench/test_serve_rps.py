@@ -150,7 +150,9 @@ def test_rounds_are_summarised_by_their_medians():
 
 def test_profile_shares_leave_idle_threads_out(tmp_path):
     profile = tmp_path / "encode.txt"
-    loop = "thread (1): MainThread;run (uvicorn/main.py:632);encode (service/routes/encode.py:70)"
+    loop = (
+        "thread (1): MainThread;run (uvicorn/main.py:632);encode (service/rest/routes/encode.py:70)"
+    )
     profile.write_text(
         f"{loop};load (/x/site-packages/pyspng/lib.py:48) 3\n"
         f"{loop} 1\n"
@@ -158,5 +160,5 @@ def test_profile_shares_leave_idle_threads_out(tmp_path):
     )
     total, inclusive, own = pyspy.shares(profile)
     assert total == 4
-    assert inclusive["encode (service/routes/encode.py)"] == 4
-    assert own == {"load (pyspng/lib.py)": 3, "encode (service/routes/encode.py)": 1}
+    assert inclusive["encode (service/rest/routes/encode.py)"] == 4
+    assert own == {"load (pyspng/lib.py)": 3, "encode (service/rest/routes/encode.py)": 1}

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 
-from service import scores
-from service.manifest import Manifest
+from service.models import scores
+from service.models.manifest import Manifest
 from tests.export.conftest import outlier_sets
 from tests.export.tiny_models import trained_model
 from tests.machine_paths import machine_paths_below

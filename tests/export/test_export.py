@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from service.manifest import MODEL_FILES, Manifest, ReferenceSet
+from service.models.manifest import MODEL_FILES, Manifest, ReferenceSet
 from training import graphs
 from training.export import ExportError, verify_folder
 from training.parity import DEFAULT_TOLERANCE

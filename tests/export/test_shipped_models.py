@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from service.manifest import Manifest, ReferenceSet
+from service.models.manifest import Manifest, ReferenceSet
 from tests.conftest import EXPORTED_MODELS, SHIPPED
 from tests.machine_paths import machine_paths_below
 from training import graphs

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from service.core.settings import Settings
-from service.manifest import Manifest
+from service.models.manifest import Manifest
 from tests.conftest import EXPORTED_MODELS
 
 MODES = ("L", "RGB", "RGBA", "LA", "P", "I;16", "1")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from service.manifest import (
+from service.models.manifest import (
     DatasetInfo,
     FileEntry,
     GraphSignature,

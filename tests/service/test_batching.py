@@ -20,7 +20,7 @@ import onnxruntime as ort
 import pytest
 
 from service.core.errors import Overloaded
-from service.runner import BatchPolicy, GraphRunner
+from service.models.batching import BatchPolicy, GraphRunner
 from tests.service.conftest import Server, shipped_models_dir, start_server, stop_server
 from tests.service.helpers import assert_problem, npy, png, random_digit, read_npy
 

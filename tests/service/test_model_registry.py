@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from service.backends import create_backend
 from service.core.errors import UnknownModel
 from service.core.settings import Settings
-from service.registry import load_registry
+from service.models.backends import create_backend
+from service.models.registry import load_registry
 
 
 def registry_of(folder: Path, default: str = "tiny-vae"):

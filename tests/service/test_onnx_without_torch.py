@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent(
     import httpx, numpy as np, uvicorn
     from PIL import Image
     from service.core.settings import Settings
-    from service.main import create_app
+    from service.app import create_app
 
     settings = Settings(model_dir=sys.argv[1], default_model="tiny-vae", backend="onnx")
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 
-from service.openapi import OPENAPI_FILE, render
+from service.rest.openapi import OPENAPI_FILE, render
 
 
 def test_openapi_file_matches_the_code():
-    assert OPENAPI_FILE.read_text() == render(), "stale: run `python -m service.openapi`"
+    assert OPENAPI_FILE.read_text() == render(), "stale: run `python -m service.rest.openapi`"
 
 
 def test_every_route_documents_its_errors_as_problem_json():

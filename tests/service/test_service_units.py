@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.backends import BackendUnavailable, create_backend
-from service.codecs import (
+from service.core.errors import BadInput
+from service.core.settings import Settings
+from service.models.backends import BackendUnavailable, create_backend
+from service.models.latents import interpolate, sample, sample_posterior
+from service.models.manifest import ImageSpec, MixtureSampler, PriorSampler
+from service.rest.codecs import (
     grid_png,
     image_from_base64,
     image_from_bytes,
@@ -20,10 +24,6 @@ from service.codecs import (
     png_size,
     strip_png,
 )
-from service.core.errors import BadInput
-from service.core.settings import Settings
-from service.latents import interpolate, sample, sample_posterior
-from service.manifest import ImageSpec, MixtureSampler, PriorSampler
 from tests.service.helpers import npy, png
 
 GRAY = ImageSpec(channels=1, height=28, width=28)

@@ -1,5 +1,5 @@
-"""service.scores (numpy, served) computes what training.losses (torch, trained) computes, and
-its calibration helpers map scores to percentiles and separate sets as stated."""
+"""service.models.scores (numpy, served) computes what training.losses (torch, trained)
+computes, and its calibration helpers map scores to percentiles and separate sets as stated."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from service import scores
+from service.models import scores
 from training.losses import gaussian_kl, reconstruction_loss
 
 RNG = np.random.default_rng(0)

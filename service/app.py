@@ -1,0 +1,124 @@
+"""The application factory: `create_app(settings)`; models load in the background at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service.asgi.routing import lean_routes
+from service.core.auth import ApiKeyAuth, configured_keys, open_paths
+from service.core.errors import BodySizeLimit, install_error_handlers
+from service.core.metrics import Metrics, MetricsMiddleware
+from service.core.settings import Settings, get_settings
+from service.models.backends import create_backend
+from service.models.reload import Reloader
+from service.models.state import AppState
+from service.rest.openapi import build_openapi
+from service.rest.routes import decode, encode, health, interpolate, models, sample, score, web
+from service.v2 import routes as v2
+
+log = logging.getLogger("latentserve")
+
+DESCRIPTION = (
+    "Encoders and decoders of exported autoencoders over REST. Every route takes `model` "
+    "(see /models). Errors are `application/problem+json`."
+)
+
+
+def package_version() -> str:
+    try:
+        return version("latentserve")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = AppState(settings=settings, metrics=Metrics())
+    app = FastAPI(
+        title="latentserve",
+        version=package_version(),
+        description=DESCRIPTION,
+        lifespan=partial(lifespan, state=state),
+    )
+    app.state.latentserve = state
+    state.metrics.watch_queues(state.queue_depths)
+    install_error_handlers(app)
+    for module in (encode, decode, sample, interpolate, score, models, health, v2):
+        app.include_router(module.router)
+    app.include_router(v2.infer_router)
+    # The routes that run models are served lean, ahead of their documented twins.
+    app.router.routes[:0] = lean_routes(
+        encode.router,
+        decode.router,
+        sample.router,
+        interpolate.router,
+        score.router,
+        v2.infer_router,
+    )
+    if web.STATIC_DIR.is_dir():
+        app.include_router(web.router)  # last: its catch-all path must not shadow the API
+    # Added innermost first: metrics see every response, CORS headers reach the 413s too.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    keys = configured_keys(settings)
+    app.state.public_paths = public_paths(app, settings)  # also read by the OpenAPI document
+    app.state.keys_required = bool(keys)
+    if keys:  # not installed otherwise: an open API pays nothing for it
+        app.add_middleware(ApiKeyAuth, keys=keys, open_paths=app.state.public_paths)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(v2.ErrorBodies)  # outside the others: /v2 errors in the protocol's form
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
+    return app
+
+
+def public_paths(app: FastAPI, settings: Settings) -> set[str]:
+    """What stays open when keys are required: probes, the API docs and the web page's files."""
+    docs = (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url)
+    files = web.page_files() if web.STATIC_DIR.is_dir() else []
+    return open_paths(settings, files, [path for path in docs if path])
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI, state: AppState) -> AsyncIterator[None]:
+    # A backend that cannot run (require_cuda without CUDA) stops the start-up here.
+    state.backend = create_backend(state.settings)
+    loading = asyncio.create_task(load_models(state))
+    if state.settings.workers > 1:  # a worker takes connections from the shared socket only
+        await asyncio.shield(loading)  # once it can serve them
+    reloader = Reloader(state)
+    reloader.install()
+    yield
+    reloader.uninstall()
+    await asyncio.shield(loading) if not loading.done() else None
+    if state.registry is not None:
+        await asyncio.gather(*(model.close() for model in state.registry.models.values()))
+
+
+async def load_models(state: AppState) -> None:
+    try:
+        state.registry = await asyncio.to_thread(state.read_models)
+    except Exception as exc:
+        log.exception("loading the models failed")
+        state.load_error = f"loading the models failed: {exc}"
+        return
+    # Everything loaded so far lives as long as the process: keep the cyclic garbage collector
+    # from walking it again and again, which showed as the slowest requests under load.
+    gc.freeze()
+    log.info(
+        "ready: %d model(s), %d refused", len(state.registry.models), len(state.registry.failed)
+    )

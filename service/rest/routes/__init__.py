@@ -1,0 +1,1 @@
+"""One module per group of domain routes; each only translates (see service.rest)."""
