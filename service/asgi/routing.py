@@ -1,12 +1,15 @@
-"""Serve the routes that run models without FastAPI's per-request machinery.
+"""The route class of the routes that run models: documented by FastAPI, served without its
+per-request machinery.
 
 FastAPI documents these routes (their signatures make the OpenAPI document), but serving them
-through it costs more per request than the model: on a small MNIST encoder its dependency
-solving, per-request type inspection of query parameters and exit stacks took about a third of
-the CPU time of `/encode` (py-spy, docs/service.md). `lean_routes` turns each documented route
-into a plain Starlette route placed ahead of it: the query string is validated by one pydantic
-model built from the same signature (same bounds, same messages, errors located in `query` as
-FastAPI locates them), and the endpoint is called directly.
+through its request handler costs more per request than the model: on a small MNIST encoder
+its dependency solving, per-request type inspection of query parameters and exit stacks took
+about a third of the CPU time of `/encode` (py-spy, docs/service.md). `ModelRoute` is FastAPI's
+extension point for that (`APIRouter(route_class=ModelRoute)`, `get_route_handler` overridden,
+as MLServer's rest/app.py does): the query string is validated by one pydantic model built
+from the same signature (same bounds, same messages, errors located in `query` as FastAPI
+locates them), and the endpoint is called directly. One route per (path, method), documented
+and served by the same object.
 """
 
 from __future__ import annotations
@@ -17,14 +20,12 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
 Endpoint = Callable[..., Awaitable[Response]]
 
@@ -72,26 +73,16 @@ def _is_list(annotation: Any) -> bool:
     return any(typing.get_origin(option) is list for option in options)
 
 
-class LeanRoute(Route):
-    """A documented APIRoute's endpoint behind a Starlette route and a QueryParser."""
+class ModelRoute(APIRoute):
+    """An APIRoute whose handler validates the query with a QueryParser and calls the endpoint
+    with the request and those values; everything else (matching, `scope["route"]`, the
+    document, exception handling) is FastAPI's."""
 
-    def __init__(self, documented: APIRoute) -> None:
-        endpoint: Endpoint = documented.endpoint
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        endpoint: Endpoint = self.endpoint
         parse = QueryParser(endpoint)
 
         async def serve(request: Request) -> Response:
             return await endpoint(request, **parse(request.query_params))
 
-        super().__init__(
-            documented.path, serve, methods=list(documented.methods), name=documented.name
-        )
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match != Match.NONE:
-            child_scope["route"] = self  # as APIRoute does: metrics label requests by route
-        return match, child_scope
-
-
-def lean_routes(*routers: APIRouter) -> list[LeanRoute]:
-    return [LeanRoute(route) for router in routers for route in router.routes]  # type: ignore[arg-type]
+        return serve

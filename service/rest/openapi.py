@@ -67,7 +67,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
 def _static_openapi(app: FastAPI) -> dict[str, Any]:
     """What the code and the settings say, with no model loaded: openapi/openapi.json."""
     schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=getattr(app.state, "documented_routes", app.routes),
     )
     _, extra = models_json_schema(
         [(model, "validation") for model in EXTRA_SCHEMAS],

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.asgi.routing import ModelRoute
 from service.core.errors import PROBLEM_JSON, UnknownModel, UnsupportedMediaType
 from service.core.metrics import MODEL_SCOPE_KEY
 from service.models.batching import Arrays
@@ -144,9 +145,9 @@ def path_parameter(name: str, description: str, example: str) -> dict:
 MODEL_PARAMETER = path_parameter("model", ModelPath.description, "mnist-vae-2d-decoder")
 VERSION_PARAMETER = path_parameter("version", VersionPath.description, "1")
 
-# The infer routes read their path themselves, so that they can be served lean (routes/lean.py)
-# like the domain routes that run models; their parameters are documented by hand.
-infer_router = APIRouter(prefix="/v2", tags=[TAG])
+# The infer routes read their path themselves (ModelRoute, service/asgi/routing.py, validates
+# only the query), like the domain routes that run models; their parameters are documented by hand.
+infer_router = APIRouter(prefix="/v2", tags=[TAG], route_class=ModelRoute)
 
 INFER_DOC: dict = {
     "response_model": V2InferenceResponse,

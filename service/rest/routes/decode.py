@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from service.asgi.routing import ModelRoute
 from service.rest import examples
 from service.rest.codecs import array_from_npy, latents_from_values
 from service.rest.deps import LabelQuery, ModelName, OutputQuery, served_model, settings_of
@@ -15,7 +16,7 @@ from service.rest.inputs import media_type, read_json, unsupported
 from service.rest.responses import JSON, NPY, PNG, images_response, negotiate
 from service.rest.schemas import DecodeRequest, DecodeResponse
 
-router = APIRouter(tags=["latents"])
+router = APIRouter(tags=["latents"], route_class=ModelRoute)
 
 
 @router.post(

@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from service.asgi.routing import ModelRoute
 from service.core.errors import BadInput
 from service.models.latents import new_seed, sample_posterior
 from service.models.served import ServedModel
@@ -32,7 +33,7 @@ from service.rest.schemas import (
     ReconstructResponse,
 )
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], route_class=ModelRoute)
 
 INPUT_ERRORS = problems(404, 406, 413, 415, 422, 503)
 

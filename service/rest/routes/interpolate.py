@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from service.asgi.routing import ModelRoute
 from service.core.errors import BadInput
 from service.core.settings import Settings
 from service.models.latents import Method, interpolate
@@ -29,7 +30,7 @@ from service.rest.inputs import (
 from service.rest.responses import JSON, NPY, PNG, images_response, negotiate
 from service.rest.schemas import Endpoint, InterpolateRequest, InterpolateResponse
 
-router = APIRouter(tags=["latents"])
+router = APIRouter(tags=["latents"], route_class=ModelRoute)
 
 MULTIPART_DOC = {
     "schema": {

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from service.asgi.routing import ModelRoute
 from service.core.errors import BadInput
 from service.models.latents import new_seed, sample
 from service.models.served import ServedModel
@@ -15,7 +16,7 @@ from service.rest.fragments import binary_outputs, problems
 from service.rest.responses import JSON, NPY, PNG, images_response, negotiate
 from service.rest.schemas import SEED_MAX, SampleResponse
 
-router = APIRouter(tags=["latents"])
+router = APIRouter(tags=["latents"], route_class=ModelRoute)
 
 
 @router.get(

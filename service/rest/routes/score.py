@@ -11,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from service.asgi.routing import ModelRoute
 from service.core.errors import ApiError
 from service.models import scores
 from service.models.manifest import ScoreCalibration
@@ -22,7 +23,7 @@ from service.rest.inputs import read_images
 from service.rest.responses import JSON, NPY, json_response, negotiate, npy_response
 from service.rest.schemas import ScoreRequest, ScoreResponse
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], route_class=ModelRoute)
 
 
 class NotCalibrated(ApiError):
