@@ -31,19 +31,49 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class UsageError(ValueError):
+    """A command line or config file that asks for something impossible: exit status 2."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. A failure is one sentence on stderr and exit status 1 (2 for a
+    usage error), its traceback only with --debug (anywhere on the line)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"latentserve-train: unknown command {argv[0]!r}\n", file=sys.stderr)
         print(_usage(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     target, _ = COMMANDS[argv[0]]
     module, function = target.split(":")
-    return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
+    try:
+        return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"latentserve-train {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        print(f"latentserve-train {argv[0]}: error: {one_sentence(error)}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
+
+
+def one_sentence(error: BaseException) -> str:
+    """What went wrong, in the words a person acts on: no type names, no traceback."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.strerror}: {error.filename}"
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
 
 
 def _usage() -> str:
     lines = ["usage: latentserve-train COMMAND [options]   (COMMAND --help for its options)", ""]
     lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "--debug anywhere on the line shows a failure's traceback."]
     return "\n".join(lines)
 
 
@@ -70,12 +100,16 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def train_parser() -> argparse.ArgumentParser:
+    from training.data import IMAGE_FOLDER_LAYOUT
     from training.train import TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="latentserve-train train",
         description="Train an autoencoder, evaluate its best checkpoint on the test split, "
         "and draw its pictures. Flags override the config file; the file overrides defaults.",
+        epilog=f"Your own images: --dataset image-folder --data-root FOLDER; "
+        f"{IMAGE_FOLDER_LAYOUT}. 10% of every class goes to validation and 10% to test. "
+        "--debug shows a failure's traceback.",
     )
     parser.add_argument("--config", type=Path, help="a TOML file of the options below")
     parser.add_argument("--no-plots", action="store_true", help="skip the pictures")
@@ -111,9 +145,12 @@ def _default_text(spec: dataclasses.Field) -> str:
 
 
 def config_from_args(args: argparse.Namespace):
+    """The run's config; what cannot be a valid run is a UsageError, before any data loads."""
+    from training.data import DATASETS, IMAGE_FOLDER_LAYOUT
+    from training.models import ARCHITECTURES, FAMILIES
     from training.train import TrainConfig
 
-    values = {} if args.config is None else tomllib.loads(args.config.read_text())
+    values = {} if args.config is None else _read_config(args.config)
     for spec in dataclasses.fields(TrainConfig):
         given = getattr(args, spec.name)
         if given is None:
@@ -121,7 +158,28 @@ def config_from_args(args: argparse.Namespace):
         if spec.name == "model_options":
             given = {**values.get("model_options", {}), **dict(given)}
         values[spec.name] = given
-    return TrainConfig.from_dict(values)
+    try:
+        config = TrainConfig.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"{args.config or 'the options'}: {error}") from error
+    choices = {"dataset": DATASETS, "family": FAMILIES, "architecture": ARCHITECTURES}
+    for key, known in choices.items():
+        if getattr(config, key) not in known:
+            raise UsageError(
+                f"unknown {key} {getattr(config, key)!r}; choose one of {', '.join(known)}"
+            )
+    if config.dataset == "image-folder" and not config.data_root:
+        raise UsageError(f"--dataset image-folder needs --data-root FOLDER; {IMAGE_FOLDER_LAYOUT}")
+    return config
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as error:
+        raise UsageError(f"cannot read the config file {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{path} is not valid TOML: {error}") from error
 
 
 def train_main(argv: list[str]) -> int:

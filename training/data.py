@@ -8,8 +8,10 @@ labels, then split once:
   images drawn at random with the seed, and the rest is the training set.
 - `mnist-test-only`: only the official 10,000-image MNIST test set (t10k IDX files): images
   0-7999 train, 8000-8999 validation, 9000-9999 test (fixed by position, not by the seed).
-- `image-folder`: a user's folder with one subfolder per class, images of any size and mode,
-  converted to the requested image shape; 10% validation and 10% test drawn with the seed.
+- `image-folder`: a user's folder, flat (one unlabelled class) or with one subfolder per class,
+  images of any size and mode letterboxed to the requested image shape (default 3x32x32);
+  10% of every class to validation and 10% to test (at least one image each), drawn with the
+  seed, so that every class reaches both held-out splits and export's reference set.
 """
 
 from __future__ import annotations
@@ -295,38 +297,107 @@ def _load_mnist_test_only(root, seed, val_size, download, image_shape):
 # ---------------------------------------------------------------- a user's image folder
 
 IMAGE_FOLDER_SHAPE = (3, 32, 32)
-IMAGE_FOLDER_HELD_OUT = 0.1  # fraction for validation, and again for test
+IMAGE_FOLDER_HELD_OUT = 0.1  # fraction of each class for validation, and again for test
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_FOLDER_LAYOUT = (
+    "an image folder is either flat (its images directly inside: one unlabelled class) or one "
+    "subfolder per class (subfolders named after their class, images inside, any depth); "
+    "images of any size and mode become 3x32x32 RGB unless --image-shape says otherwise"
+)
+
+
+class DataError(ValueError):
+    """A dataset that cannot be read as asked: the message says what to change."""
+
+
+def _images_below(folder: Path, recursive: bool) -> list[Path]:
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p
+        for p in found
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def image_folder_files(root: Path) -> tuple[list[Path], list[int], list[str]]:
+    """The images of a user's folder, their class indices and the class names ([] when flat)."""
+    if not root.is_dir():
+        raise DataError(f"the image folder {root} does not exist")
+    loose = _images_below(root, recursive=False)
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = [(p.name, _images_below(p, recursive=True)) for p in subfolders]
+    classes = [(name, files) for name, files in classes if files]
+    if loose and classes:
+        raise DataError(
+            f"{root} holds both images ({loose[0].name}, ...) and class folders "
+            f"({classes[0][0]}, ...); {IMAGE_FOLDER_LAYOUT}"
+        )
+    if loose:
+        return loose, [0] * len(loose), []
+    if not classes:
+        raise DataError(
+            f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)}); {IMAGE_FOLDER_LAYOUT}"
+        )
+    files = [path for _, paths in classes for path in paths]
+    labels = [index for index, (_, paths) in enumerate(classes) for _ in paths]
+    return files, labels, [name for name, _ in classes]
+
+
+def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Train, validation and test indices: `fraction` of every class (at least one image each)
+    to validation and as many to test, drawn with the seed. The held-out splits interleave the
+    classes (the first image of each class, then the second, ...), so that any head of them as
+    long as the number of classes holds every class (export's reference set takes a head)."""
+    generator = torch.Generator().manual_seed(seed)
+    parts: dict[str, list[list[int]]] = {"train": [], "val": [], "test": []}
+    for label in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == label).flatten()
+        if len(members) < 3:
+            raise DataError(
+                f"class {label} has {len(members)} image(s); every class needs at least 3 "
+                "(one each for training, validation and test)"
+            )
+        members = members[torch.randperm(len(members), generator=generator)].tolist()
+        held_out = max(1, round(fraction * len(members)))
+        held_out = min(held_out, (len(members) - 1) // 2)
+        parts["val"].append(members[:held_out])
+        parts["test"].append(members[held_out : 2 * held_out])
+        parts["train"].append(members[2 * held_out :])
+    train = torch.tensor(sorted(i for group in parts["train"] for i in group), dtype=torch.int64)
+    held = [torch.tensor(_interleave(parts[key]), dtype=torch.int64) for key in ("val", "test")]
+    return train, held[0], held[1]
+
+
+def _interleave(groups: list[list[int]]) -> list[int]:
+    longest = max(map(len, groups))
+    return [group[rank] for rank in range(longest) for group in groups if rank < len(group)]
 
 
 def _load_image_folder(root, seed, val_size, download, image_shape):
     del val_size, download
-    from torchvision.datasets import ImageFolder
-
     shape = tuple(image_shape or IMAGE_FOLDER_SHAPE)
-    folder = ImageFolder(str(root), loader=lambda path: _load_picture(path, shape))
-    if len(folder) < 3:
-        raise ValueError(f"{root} holds {len(folder)} images; at least 3 are needed")
-    pairs = [folder[i] for i in range(len(folder))]
-    images = torch.stack([image for image, _ in pairs])
-    labels = torch.tensor([label for _, label in pairs], dtype=torch.int64)
-    held_out = max(1, round(IMAGE_FOLDER_HELD_OUT * len(images)))
-    order = seeded_permutation(len(images), seed)
-    val_index, test_index = order[:held_out], order[held_out : 2 * held_out]
-    train_index = order[2 * held_out :]
+    files, labels, classes = image_folder_files(Path(root))
+    images = torch.stack([_load_picture(path, shape) for path in files])
+    labels = torch.tensor(labels, dtype=torch.int64)
+    train_index, val_index, test_index = stratified_split(labels, IMAGE_FOLDER_HELD_OUT, seed)
     splits = Splits(
         ImageSplit(images[train_index], labels[train_index]),
         ImageSplit(images[val_index], labels[val_index]),
         ImageSplit(images[test_index], labels[test_index]),
-        list(folder.classes),
+        classes,
         {},
     )
+    layout = "one subfolder per class" if classes else "a flat folder, one unlabelled class"
+    each = "of each class " if classes else ""
     splits.info = {
         "name": f"image-folder:{Path(root).name}",
-        "source": f"images under {portable(root)}, one subfolder per class, letterboxed to {shape}",
+        "source": f"{len(files):,} images under {portable(root)}, {layout}, "
+        f"letterboxed to {'x'.join(map(str, shape))}",
         "split": {
             "train": "the images in neither held-out set",
-            "validation": f"{held_out} images drawn at random (seed {seed})",
-            "test": f"{held_out} further images drawn at random (seed {seed})",
+            "validation": f"{IMAGE_FOLDER_HELD_OUT:.0%} of the images {each}(at least one) "
+            f"drawn at random (seed {seed})",
+            "test": f"as many further images {each}drawn at random (seed {seed})",
         },
         "sizes": _sizes(splits),
     }
@@ -339,7 +410,14 @@ def _load_picture(path: str, shape: tuple[int, int, int]) -> Tensor:
     from service.rest.codecs import letterbox
 
     channels, height, width = shape
-    with Image.open(path) as picture:
+    if channels not in (1, 3):
+        raise DataError(f"image folders convert to 1 (gray) or 3 (RGB) channels, not {channels}")
+    try:
+        picture = Image.open(path)
+        picture.load()
+    except (OSError, SyntaxError) as error:
+        raise DataError(f"{path} is not an image this loader can read ({error})") from error
+    with picture:
         picture = picture.convert("L" if channels == 1 else "RGB")
         picture = letterbox(picture, width, height, Image.Resampling.BILINEAR)
         return to_float_images(
@@ -375,7 +453,7 @@ DEFAULT_ROOTS = {
 def default_root(dataset: str) -> Path:
     """Where `dataset` is looked for when no root is given (an image folder needs one)."""
     if dataset not in DEFAULT_ROOTS:
-        raise ValueError(f"dataset {dataset!r} has no default location; give its root")
+        raise DataError(f"dataset {dataset!r} has no default location; give its --data-root")
     return DEFAULT_ROOTS[dataset]
 
 
@@ -405,7 +483,7 @@ def load_splits(
     runs; `download` lets torchvision fetch MNIST/Fashion-MNIST/KMNIST into `root`.
     """
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     shape = tuple(image_shape) if image_shape else None
     splits = DATASETS[dataset](Path(root), seed, val_size, download, shape)
     if train_limit is not None and train_limit < len(splits.train):
@@ -413,3 +491,37 @@ def load_splits(
         splits.info["split"]["train"] += f", only its first {train_limit:,} images"
         splits.info["sizes"]["train"] = train_limit
     return splits
+
+
+# ---------------------------------------------------------------- other data, for anomaly scores
+
+# The other dataset each model's anomaly scores are evaluated against, as for the shipped
+# models (training/zoo.toml): digits against garments and garments against digits.
+OTHER_DATASET = {
+    "mnist": "fashion-mnist",
+    "mnist-test-only": "fashion-mnist",
+    "kmnist": "fashion-mnist",
+    "fashion-mnist": "mnist-test-only",
+}
+
+
+def outlier_split(
+    dataset: str, image_shape: tuple[int, int, int], root: str | Path | None = None
+) -> ImageSplit:
+    """The test split of another dataset (from its usual place unless `root` is given),
+    converted to `image_shape`: held-out images a model's anomaly scores should flag."""
+    return load_splits(dataset, root or default_root(dataset), image_shape=image_shape).test
+
+
+def default_outliers(
+    dataset: str, image_shape: tuple[int, int, int]
+) -> tuple[dict[str, ImageSplit], list[str]]:
+    """The other dataset of `dataset` (OTHER_DATASET) where it is present at its usual place,
+    and a note for each that is not."""
+    other = OTHER_DATASET.get(dataset)
+    if other is None:
+        return {}, []
+    try:
+        return {other: outlier_split(other, image_shape)}, []
+    except (FileNotFoundError, DataError) as error:
+        return {}, [f"no {other} to evaluate the anomaly scores against ({error})"]

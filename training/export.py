@@ -41,7 +41,7 @@ from service.models.manifest import (
     PriorSampler,
 )
 from training import anomaly, card, graphs, reference
-from training.data import ImageSplit, Splits
+from training.data import ImageSplit, Splits, default_outliers, outlier_split
 from training.evaluate import evaluate
 from training.graphs import ExportError
 from training.models import Autoencoder
@@ -185,12 +185,15 @@ def export_checkpoint(
     metrics: Mapping[str, float] | None = None,
     description: str = "",
     tolerance: float = DEFAULT_TOLERANCE,
+    outliers: Mapping[str, ImageSplit] | None = None,
 ) -> Manifest:
     """Export a training checkpoint (`best.pt` of a run) to `out_dir`.
 
     The data comes back from the checkpoint's training config (`data_root` overrides where it
     lives). `metrics` default to the run's `metrics.json` when the checkpoint is the run's
-    `best.pt`, else the checkpoint is evaluated on the test split now.
+    `best.pt`, else the checkpoint is evaluated on the test split now. The anomaly scores are
+    evaluated against `outliers`; None: the other dataset of the shipped models
+    (`training.data.OTHER_DATASET`) where it is present, and Gaussian noise always.
     """
     checkpoint = Path(checkpoint)
     model, state = load_checkpoint(checkpoint)
@@ -198,6 +201,10 @@ def export_checkpoint(
     if data_root is not None:
         config.data_root = str(data_root)
     splits = load_data(config)
+    if outliers is None:
+        outliers, notes = default_outliers(config.dataset, splits.image_shape)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     if metrics is None:
         metrics = _checkpoint_metrics(checkpoint, model, splits, config)
     return export_model(
@@ -210,6 +217,7 @@ def export_checkpoint(
         training=training_settings(config, state),
         tolerance=tolerance,
         seed=config.seed,
+        outliers=outliers,
     )
 
 
@@ -501,8 +509,24 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_TOLERANCE,
         help=f"largest absolute difference allowed (default {DEFAULT_TOLERANCE:g})",
     )
+    parser.add_argument(
+        "--outlier",
+        action="append",
+        metavar="DATASET[=ROOT]",
+        help="another dataset whose test images the anomaly scores are evaluated against "
+        "(repeatable; default: the shipped models' other dataset where present, fashion-mnist "
+        "for digits and mnist-test-only for fashion-mnist); Gaussian noise always",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    outliers = None
+    if args.outlier:
+        _, state = load_checkpoint(args.checkpoint)
+        shape = tuple(state["model_kwargs"]["image_shape"])
+        outliers = {}
+        for given in args.outlier:
+            dataset, _, root = given.partition("=")
+            outliers[dataset] = outlier_split(dataset, shape, root or None)
     try:
         manifest = export_checkpoint(
             args.checkpoint,
@@ -510,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             data_root=args.data_root,
             description=args.description,
             tolerance=args.tolerance,
+            outliers=outliers,
         )
     except ExportError as error:
         print(f"export refused: {error}", file=sys.stderr)

@@ -123,6 +123,8 @@ def plot_latent_scatter(
     axes = figure.subplots(1, len(views), squeeze=False)[0]
     for ax, (points, title) in zip(axes, views, strict=True):
         view_labels = labels[: len(points)]
+        if not classes:  # an unlabelled dataset (a flat image folder): one colour
+            ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.7)
         for index, name in enumerate(classes):
             chosen = view_labels == index
             ax.scatter(points[chosen, 0], points[chosen, 1], s=6, alpha=0.7, label=name)
@@ -130,7 +132,8 @@ def plot_latent_scatter(
         axis = "z" if codes.shape[1] == 2 and title == "latent space" else "component "
         ax.set_xlabel(f"{axis}1" if title != "t-SNE" else "t-SNE 1")
         ax.set_ylabel(f"{axis}2" if title != "t-SNE" else "t-SNE 2")
-    axes[-1].legend(title="class", loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3)
+    if classes:
+        axes[-1].legend(title="class", loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3)
     return _save(figure, path)
 
 

@@ -82,7 +82,7 @@ class TrainConfig:
     output_dir: str = _option("runs", "folder that receives one subfolder per run")
     run_name: str | None = _option(None, "the run's subfolder (unset: dataset-family-arch-zN)")
     resume: str | None = _option(None, "a last.pt (or best.pt) checkpoint to continue from")
-    progress: bool = _option(True, "show a progress bar")
+    progress: bool = _option(True, "show a progress bar (on a terminal only)")
     evaluate: bool = _option(True, "evaluate the best checkpoint on the test split at the end")
     iw_samples: int = _option(200, "importance samples per image for the IW-NLL estimate")
 
@@ -191,8 +191,14 @@ def run_epoch(model, split, config, device, generators, optimizer=None, desc="")
     totals: dict[str, float] = {}
     batches = split.batches(config.batch_size, shuffle=training, generator=shuffle)
     steps = math.ceil(len(split) / config.batch_size)
+    # disable=None: tqdm draws only on a terminal, never into a pipe or a log file.
     bar = tqdm(
-        batches, total=steps, desc=desc, leave=False, disable=not config.progress, file=sys.stderr
+        batches,
+        total=steps,
+        desc=desc,
+        leave=False,
+        disable=None if config.progress else True,
+        file=sys.stderr,
     )
     with torch.set_grad_enabled(training):
         for images, labels in bar:
