@@ -1,12 +1,18 @@
 // The latentserve HTTP API as the page uses it: public endpoints only, problem+json errors.
-// Paths are relative, so the page also works when served under a path prefix.
+// Paths are relative, so the page also works when served under a path prefix. Images go up as
+// binary (multipart files), never as base64 in JSON: a file is sent at its own size.
 
 export class ApiError extends Error {
   constructor(status, title, detail) {
-    super(detail ? `${title}: ${detail}` : title);
+    super(detail || title);
     this.status = status;
     this.title = title;
     this.detail = detail;
+  }
+
+  // The server refused the input itself (too large, unreadable, invalid), not the call.
+  get refusedInput() {
+    return [413, 415, 422].includes(this.status);
   }
 }
 
@@ -18,7 +24,10 @@ export const apiKey = {
   set: (key) => (key ? localStorage.setItem(KEY_STORAGE, key) : localStorage.removeItem(KEY_STORAGE)),
 };
 
-async function call(path, { method = "GET", params = {}, body } = {}) {
+// What a multipart body adds to its files (boundaries, part headers), generously.
+export const MULTIPART_OVERHEAD = 1024;
+
+async function call(path, { method = "GET", params = {}, json, form } = {}) {
   const url = new URL(path, document.baseURI);
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined && value !== null) url.searchParams.set(key, value);
@@ -26,57 +35,49 @@ async function call(path, { method = "GET", params = {}, body } = {}) {
   const init = { method, headers: { Accept: "application/json" } };
   const key = apiKey.get();
   if (key) init.headers["X-API-Key"] = key;
-  if (body !== undefined) {
+  if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
+    init.body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    const body = new FormData();
+    for (const [name, blob] of Object.entries(form)) body.append(name, blob, blob.name ?? `${name}.png`);
+    init.body = body; // the browser sets multipart/form-data with its boundary
   }
-  const response = await fetch(url, init);
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch {
+    throw new ApiError(0, "No answer", "the server could not be reached; check the connection and try again");
+  }
   const payload = await response.json().catch(() => null);
   if (!response.ok) {
-    throw new ApiError(
-      response.status,
-      payload?.title ?? response.statusText,
-      payload?.detail ?? "",
-    );
+    throw new ApiError(response.status, payload?.title ?? response.statusText, payload?.detail ?? "");
   }
   return payload;
 }
-
-const withLabel = (body, label) => (label === null ? body : { ...body, labels: [label] });
 
 export const api = {
   models: () => call("models"),
   reference: (model) => call(`models/${encodeURIComponent(model)}/reference`),
 
-  reconstruct: (model, imageDataUrl, label) =>
-    call("reconstruct", {
-      method: "POST",
-      params: { model },
-      body: withLabel({ images: [imageDataUrl] }, label),
-    }),
+  reconstruct: (model, image, label) =>
+    call("reconstruct", { method: "POST", params: { model, label }, form: { file: image } }),
 
   decode: (model, latent, label) =>
     call("decode", {
       method: "POST",
       params: { model },
-      body: withLabel({ latents: [latent] }, label),
+      json: label === null ? { latents: [latent] } : { latents: [latent], labels: [label] },
     }),
 
-  interpolate: (model, startDataUrl, endDataUrl, steps, method, label) =>
+  interpolate: (model, start, end, steps, method, label) =>
     call("interpolate", {
       method: "POST",
-      params: { model },
-      body: {
-        start: { image: startDataUrl },
-        end: { image: endDataUrl },
-        steps,
-        method,
-        ...(label === null ? {} : { label }),
-      },
+      params: { model, steps, method, label },
+      form: { start, end },
     }),
 
-  score: (model, imageDataUrl) =>
-    call("score", { method: "POST", params: { model }, body: { images: [imageDataUrl] } }),
+  score: (model, image) => call("score", { method: "POST", params: { model }, form: { file: image } }),
 
   sample: (model, n, seed, temperature, label) =>
     call("sample", { params: { model, n, seed, temperature, label } }),

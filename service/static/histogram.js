@@ -13,9 +13,29 @@ export function cdf(score, levels, quantiles) {
   return q1 > q0 ? levels[i - 1] + ((score - q0) / (q1 - q0)) * (levels[i] - levels[i - 1]) : levels[i];
 }
 
-export function drawHistogram(canvas, calibration, score = null) {
+// Scores as the page writes them everywhere: one decimal, none from 1000 on.
+export const formatScore = (value) => (Math.abs(value) >= 1000 ? value.toFixed(0) : value.toFixed(1));
+
+// The canvas drawn at the screen's density (sharp on high-density screens), in CSS pixels.
+function fitToDevice(canvas) {
+  if (!canvas.dataset.width) {
+    Object.assign(canvas.dataset, { width: canvas.width, height: canvas.height });
+    canvas.style.width = `${canvas.width}px`;
+    canvas.style.aspectRatio = `${canvas.width} / ${canvas.height}`;
+  }
+  const [width, height] = [Number(canvas.dataset.width), Number(canvas.dataset.height)];
+  const ratio = window.devicePixelRatio || 1;
+  if (canvas.width !== Math.round(width * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
   const context = canvas.getContext("2d");
-  const { width, height } = canvas;
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  return { context, width, height };
+}
+
+export function drawHistogram(canvas, calibration, score = null) {
+  const { context, width, height } = fitToDevice(canvas);
   const pad = { left: 8, right: 8, top: 10, bottom: 22 };
   context.clearRect(0, 0, width, height);
   const { levels, quantiles, threshold } = calibration;
@@ -44,6 +64,11 @@ export function drawHistogram(canvas, calibration, score = null) {
   context.fillText(format(high), width - pad.right, height - 6);
   context.textAlign = "center";
   context.fillText(`threshold ${format(threshold)}`, Math.min(x(threshold), width - 60), height - 6);
+  canvas.setAttribute(
+    "aria-label",
+    `Histogram of the validation scores from ${format(low)} to ${format(high)}, threshold ${format(threshold)}` +
+      (score === null ? "" : `; this image: ${format(score)}`),
+  );
   if (score !== null) {
     const beyond = score > high;
     context.strokeStyle = score > threshold ? "#e0565b" : "#17794a";
@@ -65,4 +90,4 @@ function line(context, at, top, bottom) {
   context.stroke();
 }
 
-const format = (value) => (Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(1));
+const format = formatScore;

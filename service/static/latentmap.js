@@ -1,4 +1,5 @@
-// The latent map: a model's reference points coloured by class; a click picks a latent.
+// The latent map: a model's reference points coloured by class; a click, a tap or the keyboard
+// (arrows move a cursor, Enter or Space picks the point under it) picks a latent.
 
 export const PALETTE = [
   "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -6,21 +7,42 @@ export const PALETTE = [
 ];
 
 const MARGIN = 0.06;
+const KEY_STEPS = 40; // arrow presses across the map; Shift moves five times as far
 
 export class LatentMap {
-  constructor(canvas, { onPick = () => {} } = {}) {
+  constructor(canvas, { onPick = () => {}, onCursor = () => {} } = {}) {
     this.canvas = canvas;
     this.onPick = onPick;
+    this.onCursor = onCursor; // the keyboard cursor moved: (point) or null when it is hidden
     this.reference = null;
+    this.model = null; // the model whose reference is shown
     this.markers = {}; // name -> [x, y] in map coordinates
+    this.cursor = null; // the keyboard cursor, in map coordinates, while the map has focus
+    this.enabled = false;
     this.#fitToDevice();
     canvas.addEventListener("click", (event) => this.#click(event));
+    canvas.addEventListener("keydown", (event) => this.#key(event));
+    canvas.addEventListener("focus", () => {
+      if (canvas.matches(":focus-visible")) this.#showCursor();
+    });
+    canvas.addEventListener("blur", () => {
+      this.cursor = null;
+      this.onCursor(null);
+      this.draw();
+    });
   }
 
-  // reference: the ReferenceSet of GET /models/{name}/reference
-  setReference(reference) {
+  setEnabled(enabled) {
+    this.enabled = enabled;
+    this.canvas.setAttribute("aria-disabled", String(!enabled));
+  }
+
+  // reference: the ReferenceSet of GET /models/{name}/reference (null: none)
+  setReference(reference, model = null) {
     this.reference = reference;
+    this.model = reference ? model : null;
     this.markers = {};
+    this.cursor = null;
     this.bounds = reference ? boundsOf(reference.points) : null;
     this.draw();
   }
@@ -38,7 +60,8 @@ export class LatentMap {
   }
 
   setMarker(name, point) {
-    this.markers[name] = point;
+    if (point === null) delete this.markers[name];
+    else this.markers[name] = point;
     this.draw();
   }
 
@@ -48,6 +71,7 @@ export class LatentMap {
     ctx.clearRect(0, 0, width, height);
     ctx.fillStyle = "#fbfcfe";
     ctx.fillRect(0, 0, width, height);
+    this.canvas.dataset.markers = Object.keys(this.markers).sort().join(" "); // what is drawn on it
     if (!this.reference) return;
     this.#drawAxes();
     ctx.globalAlpha = 0.7;
@@ -61,6 +85,7 @@ export class LatentMap {
     ctx.globalAlpha = 1;
     if (this.markers.drawing) this.#drawMarker(this.markers.drawing, "#111827", "diamond");
     if (this.markers.pick) this.#drawMarker(this.markers.pick, "#111827", "cross");
+    if (this.cursor) this.#drawMarker(this.cursor, "#4f46e5", "ring");
   }
 
   #fitToDevice() {
@@ -86,14 +111,49 @@ export class LatentMap {
     return [xmin + (px / width) * (xmax - xmin), ymin + (1 - py / height) * (ymax - ymin)];
   }
 
+  #pick(point) {
+    this.setMarker("pick", point);
+    this.onPick(point, this.toLatent(point));
+  }
+
   #click(event) {
-    if (!this.reference) return;
+    if (!this.reference || !this.enabled) return;
     const rect = this.canvas.getBoundingClientRect();
     const px = ((event.clientX - rect.left) * this.size.width) / rect.width;
     const py = ((event.clientY - rect.top) * this.size.height) / rect.height;
-    const point = this.#fromPixel([px, py]);
-    this.setMarker("pick", point);
-    this.onPick(point, this.toLatent(point));
+    this.#pick(this.#fromPixel([px, py]));
+  }
+
+  #showCursor() {
+    if (!this.reference || !this.enabled) return;
+    if (!this.cursor) {
+      const { xmin, xmax, ymin, ymax } = this.bounds;
+      this.cursor = this.markers.pick ? [...this.markers.pick] : [(xmin + xmax) / 2, (ymin + ymax) / 2];
+    }
+    this.onCursor(this.cursor);
+    this.draw();
+  }
+
+  #key(event) {
+    if (!this.reference || !this.enabled) return;
+    const { xmin, xmax, ymin, ymax } = this.bounds;
+    const scale = event.shiftKey ? 5 : 1;
+    const [dx, dy] = [((xmax - xmin) / KEY_STEPS) * scale, ((ymax - ymin) / KEY_STEPS) * scale];
+    const moves = { ArrowLeft: [-dx, 0], ArrowRight: [dx, 0], ArrowUp: [0, dy], ArrowDown: [0, -dy] };
+    if (event.key in moves) {
+      this.#showCursor();
+      const [mx, my] = moves[event.key];
+      this.cursor = [clamp(this.cursor[0] + mx, xmin, xmax), clamp(this.cursor[1] + my, ymin, ymax)];
+      this.onCursor(this.cursor);
+      this.draw();
+    } else if (event.key === "Enter" || event.key === " ") {
+      this.#showCursor();
+      this.#pick([...this.cursor]);
+      this.draw();
+    } else {
+      return;
+    }
+    event.preventDefault();
   }
 
   #drawAxes() {
@@ -126,6 +186,8 @@ export class LatentMap {
         ctx.lineTo(x + 7, y);
         ctx.moveTo(x, y - 7);
         ctx.lineTo(x, y + 7);
+      } else if (shape === "ring") {
+        ctx.arc(x, y, 10, 0, 2 * Math.PI);
       } else {
         ctx.moveTo(x, y - 7);
         ctx.lineTo(x + 7, y);
@@ -137,6 +199,8 @@ export class LatentMap {
     }
   }
 }
+
+const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
 
 function boundsOf(points) {
   const xs = points.map((p) => p[0]);

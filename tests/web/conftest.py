@@ -41,21 +41,70 @@ def browser() -> Iterator:
         browser.close()
 
 
-@pytest.fixture
-def page(browser, server) -> Iterator:
-    """The page at `/`, loaded and ready; fails the test on any script error or console error."""
-    context = browser.new_context(viewport={"width": 1360, "height": 1000})
-    page = context.new_page()
+DESKTOP = {"viewport": {"width": 1360, "height": 1000}}
+PHONE = {  # an iPhone 12-14 sized screen: touch, 3 device pixels per CSS pixel
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def watch(page, expect_statuses: tuple[int, ...] = ()) -> list[str]:
+    """Script errors and console errors of the page, collected as they happen; the browser's
+    own console line for a response of an expected status is not one."""
     problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(f"console: {message.text}") if message.type == "error" else None
-        ),
+    expected = tuple(
+        f"the server responded with a status of {status} " for status in expect_statuses
     )
-    page.goto(f"{server.url}/")
-    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
-    yield page
-    context.close()
+
+    def console(message) -> None:
+        if message.type == "error" and not any(e in message.text for e in expected):
+            problems.append(f"console: {message.text}")
+
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", console)
+    return problems
+
+
+@pytest.fixture
+def open_page(browser, server) -> Iterator:
+    """open_page(url=None, ready=True, before=None, expect_statuses=(), **context options): a
+    new browser context's page at `/` (`before(page)` runs first: routes, clocks); the test
+    fails on any script or console error in any of them."""
+    opened: list[tuple] = []
+
+    def open_(url=None, ready=True, before=None, expect_statuses=(), **options):
+        context = browser.new_context(**{**DESKTOP, **options})
+        page = context.new_page()
+        problems = watch(page, expect_statuses)
+        opened.append((context, problems))
+        if before is not None:
+            before(page)  # routes, clocks: set before the page loads
+        page.goto(url or f"{server.url}/")
+        if ready:
+            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+        return page
+
+    yield open_
+    for context, _ in opened:
+        context.close()
+    problems = [problem for _, found in opened for problem in found]
     assert not problems, problems
+
+
+@pytest.fixture
+def page(open_page):
+    """The page at `/`, loaded and ready; fails the test on any script error or console error."""
+    return open_page()
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core, the accessibility engine, installed by scripts/test (npm ci in tests/web)."""
+    if not AXE.exists():
+        from tests.conftest import skip_or_fail
+
+        skip_or_fail(f"no axe-core at {AXE} (npm ci --prefix tests/web; scripts/test does it)")
+    return AXE.read_text()
