@@ -1,7 +1,7 @@
 """Python client for latentserve: `Client` (blocking), `AsyncClient`, and the batch CLI."""
 
 from client.api import AsyncClient, Client
-from client.errors import LatentServeError
+from client.errors import ConnectionFailed, LatentServeError
 from client.results import (
     Decoded,
     Encoding,
@@ -20,6 +20,7 @@ from client.retry import RetryPolicy
 __all__ = [
     "AsyncClient",
     "Client",
+    "ConnectionFailed",
     "Decoded",
     "Encoding",
     "ImageBatch",

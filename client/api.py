@@ -11,6 +11,7 @@ import httpx
 
 from client import calls
 from client.calls import Call, ImageOutput, Labels, LatentOrImage
+from client.errors import ConnectionFailed
 from client.images import ImageInput
 from client.results import (
     Decoded,
@@ -46,7 +47,8 @@ class Client:
 
     `model` given here is used by every call that names none (else the server's default).
     `api_key` is sent as `Authorization: Bearer <key>` to servers that require keys.
-    Errors raise `LatentServeError` with the server's status, title and detail.
+    Errors raise `LatentServeError` with the server's status, title and detail; no answer at
+    all (nothing listening, a timeout) raises its subclass `ConnectionFailed`.
     """
 
     def __init__(
@@ -183,10 +185,12 @@ class Client:
         while True:
             try:
                 response = self._http.send(call.request(self._http))
-            except httpx.TransportError:
+            except httpx.TransportError as error:
                 delay = policy.delay_after_error(attempt)
                 if delay is None:
-                    raise
+                    raise ConnectionFailed.from_transport(
+                        error, str(self._http.base_url)
+                    ) from error
             else:
                 delay = policy.delay_after_response(attempt, response)
                 if delay is None:
@@ -334,10 +338,12 @@ class AsyncClient:
         while True:
             try:
                 response = await self._http.send(call.request(self._http))
-            except httpx.TransportError:
+            except httpx.TransportError as error:
                 delay = policy.delay_after_error(attempt)
                 if delay is None:
-                    raise
+                    raise ConnectionFailed.from_transport(
+                        error, str(self._http.base_url)
+                    ) from error
             else:
                 delay = policy.delay_after_response(attempt, response)
                 if delay is None:

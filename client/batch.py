@@ -6,9 +6,12 @@ screen folders for anomalies into a CSV.
     latentserve-batch sample -n 64 --seed 0 -o samples/
     latentserve-batch score incoming/ -o scores.csv
 
-Requests run concurrently (bounded by --concurrency), a progress bar counts images, and an
-interrupted `encode` or `score` resumes where it stopped when run again (see
-client.checkpoint); `decode` and `sample` skip the PNGs already written.
+The options shared by every command (--url, --model, --api-key, --timeout, --concurrency,
+--batch-size, --debug) go before or after the command. Requests run concurrently (bounded by
+--concurrency), a progress bar counts images on a terminal, and an interrupted `encode` or
+`score` resumes where it stopped when run again (see client.checkpoint); `decode` and `sample`
+skip the PNGs already written. A failure is one sentence and exit status 1 (2 for a usage
+error); --debug shows its traceback.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from tqdm import tqdm
 
 from client.api import DEFAULT_URL, AsyncClient
 from client.checkpoint import ChunkStore, JobMismatch
-from client.errors import LatentServeError
+from client.errors import ConnectionFailed, LatentServeError
 
 API_KEY_ENV = "LATENTSERVE_API_KEY"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -71,7 +74,7 @@ async def run_bounded(jobs: Iterable[Callable[[], Awaitable[None]]], concurrency
 def image_names(args: argparse.Namespace) -> list[str]:
     files = find_images(args.inputs)
     if not files:
-        raise SystemExit(f"no images found in {' '.join(args.inputs)}")
+        raise FileNotFoundError(f"no images found in {' '.join(args.inputs)}")
     return [str(f) for f in files]
 
 
@@ -88,7 +91,7 @@ async def _chunked_job(
     todo = [i for i, chunk in enumerate(chunks) if not store.has(i, list(chunk))]
     done = len(names) - sum(len(chunks[i]) for i in todo)
 
-    with tqdm(total=len(names), initial=done, unit="img", desc=desc) as progress:
+    with tqdm(total=len(names), initial=done, unit="img", desc=desc, disable=None) as progress:
         async with _client(args) as client:
 
             async def one(index: int) -> None:
@@ -248,7 +251,7 @@ async def _images_job(args, desc: str, outputs: list[str], starts: range, run_ch
 
     todo = [start for start in starts if missing(start)]
     done = len(outputs) - sum(len(outputs[s : s + args.batch_size]) for s in todo)
-    with tqdm(total=len(outputs), initial=done, unit="img", desc=desc) as progress:
+    with tqdm(total=len(outputs), initial=done, unit="img", desc=desc, disable=None) as progress:
         async with _client(args) as client:
 
             async def one(start: int) -> None:
@@ -269,22 +272,67 @@ def _client(args: argparse.Namespace) -> AsyncClient:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latentserve-batch", description=__doc__.split("\n")[0])
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
-    parser.add_argument("--model", help="model name (default: the server's default)")
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs at least 1, got {value}")
+    return value
+
+
+def shared_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options of every command. Given to the top parser with their defaults and to each
+    command's parser without (SUPPRESS), they may stand before or after the command."""
+
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--url", default=default(DEFAULT_URL), help=f"service URL (default {DEFAULT_URL})"
+    )
+    parser.add_argument(
+        "--model", default=default(None), help="model name (default: the server's default)"
+    )
     parser.add_argument(
         "--api-key",
-        default=os.environ.get(API_KEY_ENV),
+        default=default(os.environ.get(API_KEY_ENV)),
         help=f"key for a server that requires one (default: ${API_KEY_ENV}; the variable keeps "
         "it out of the process list)",
     )
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per request")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--timeout", type=float, default=default(60.0), help="seconds per request (default 60)"
+    )
+    parser.add_argument(
+        "--concurrency", type=positive, default=default(4), help="requests in flight (default 4)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive, default=default(64), help="images per request (default 64)"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show a failure's traceback instead of one sentence",
+    )
 
-    enc = commands.add_parser("encode", help="images -> .npz of latents and file names")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentserve-batch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    shared_options(parser, defaults=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        shared_options(sub, defaults=False)
+        return sub
+
+    enc = command("encode", "images -> .npz of latents and file names")
     enc.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     enc.add_argument("-o", "--out", type=Path, required=True, help="the .npz to write")
     enc.add_argument("--label", type=int, help="class of every image (conditional models)")
@@ -292,22 +340,20 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--seed", type=int, help="seed of --sample (request k uses seed + k)")
     enc.add_argument("--restart", action="store_true", help="discard partial results")
 
-    dec = commands.add_parser("decode", help=".npy/.npz of latents -> folder of PNGs")
+    dec = command("decode", ".npy/.npz of latents -> folder of PNGs")
     dec.add_argument("latents", type=Path, help=".npy [N,D] or an .npz written by encode")
     dec.add_argument("-o", "--out", type=Path, required=True, help="folder for the PNGs")
     dec.add_argument("--label", type=int, help="class of every image (conditional models)")
 
-    sco = commands.add_parser(
-        "score", help="images -> CSV of anomaly scores (path, score, percentile, anomalous)"
-    )
+    sco = command("score", "images -> CSV of anomaly scores (path, score, percentile, anomalous)")
     sco.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     sco.add_argument("-o", "--out", type=Path, required=True, help="the .csv to write")
     sco.add_argument("--restart", action="store_true", help="discard partial results")
 
-    smp = commands.add_parser("sample", help="generated images -> folder of PNGs")
-    smp.add_argument("-n", type=int, default=16, help="number of images")
+    smp = command("sample", "generated images -> folder of PNGs")
+    smp.add_argument("-n", type=positive, default=16, help="number of images (default 16)")
     smp.add_argument("--seed", type=int, help="same seed, same images")
-    smp.add_argument("--temperature", type=float)
+    smp.add_argument("--temperature", type=float, help="scale of the prior's spread")
     smp.add_argument("--label", type=int, help="class to generate (conditional models)")
     smp.add_argument("-o", "--out", type=Path, required=True, help="folder for the PNGs")
     return parser
@@ -320,16 +366,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         asyncio.run(COMMANDS[args.command](args))
-    except LatentServeError as error:
-        print(f"latentserve-batch: the server refused: {error}", file=sys.stderr)
-        return 1
-    except JobMismatch as error:
-        print(f"latentserve-batch: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
+        print(
+            "latentserve-batch: interrupted; run the same command again to resume", file=sys.stderr
+        )
         return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        message, status = failure(error, args)
+        print(f"latentserve-batch: {message}", file=sys.stderr)
+        return status
     return 0
+
+
+def failure(error: Exception, args: argparse.Namespace) -> tuple[str, int]:
+    """One sentence for what went wrong, and the exit status (2: the command line's fault)."""
+    if isinstance(error, ConnectionFailed):
+        return f"{error} (is the server running? --url says where it is)", 1
+    if isinstance(error, LatentServeError):
+        return f"the server refused: {error}", 1
+    if isinstance(error, JobMismatch):
+        return str(error), 2
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror, 1
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text, 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""The one exception the client raises for an answer the server refused."""
+"""The client's exceptions: `LatentServeError` for an answer the server refused, and its
+subclass `ConnectionFailed` for no answer at all (nothing listening, a timeout, a broken
+connection), so that one `except LatentServeError` catches everything a call can raise."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -46,3 +49,39 @@ class LatentServeError(Exception):
             type=str(body.get("type", "about:blank")),
             errors=body.get("errors"),
         )
+
+
+class ConnectionFailed(LatentServeError):
+    """No answer from the server: it could not be reached, or the exchange broke off.
+
+    `status` is 0 (no HTTP status was received), `url` the address tried, and the httpx error
+    it wraps is `__cause__`.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(0, "No answer", f"cannot reach {url}: {reason}")
+        self.args = (self.detail,)  # str(error): the sentence, without a status it never had
+        self.url = url
+        self.reason = reason
+
+    @classmethod
+    def from_transport(cls, error: httpx.TransportError, url: str) -> ConnectionFailed:
+        return cls(url, describe_transport_error(error))
+
+
+def describe_transport_error(error: httpx.TransportError) -> str:
+    """A transport error in a few words: "connection refused", "timed out reading", ..."""
+    if isinstance(error, httpx.TimeoutException):
+        phase = {
+            httpx.ConnectTimeout: "connecting",
+            httpx.ReadTimeout: "waiting for the answer",
+            httpx.WriteTimeout: "sending the request",
+            httpx.PoolTimeout: "waiting for a free connection",
+        }.get(type(error), "")
+        return f"timed out {phase}".strip()
+    text = str(error).strip()
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)  # "[Errno 111] Connection refused"
+    if not text:
+        return type(error).__name__
+    first = text.splitlines()[0].rstrip(".")
+    return first[:1].lower() + first[1:]

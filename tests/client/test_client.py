@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from client import AsyncClient, Client, LatentServeError, RetryPolicy
+from client import AsyncClient, Client, ConnectionFailed, LatentServeError, RetryPolicy
 
 pytestmark = pytest.mark.slow
 
@@ -262,12 +262,22 @@ def test_async_client_retries_too(busy_peer):
     assert peer.seen == 2
 
 
-def test_connection_errors_are_retried_then_raised():
+def test_connection_errors_are_retried_then_raised_as_the_clients_own_error():
     with (
         Client("http://127.0.0.1:9", retry=FAST_RETRY) as client,
-        pytest.raises(httpx.ConnectError),
+        pytest.raises(ConnectionFailed) as failed,
     ):
         client.models()
+    assert isinstance(failed.value, LatentServeError) and failed.value.status == 0
+    assert isinstance(failed.value.__cause__, httpx.ConnectError)
+    assert str(failed.value) == "cannot reach http://127.0.0.1:9: connection refused"
+
+    async def listing():
+        async with AsyncClient("http://127.0.0.1:9", retry=FAST_RETRY) as client:
+            return await client.models()
+
+    with pytest.raises(ConnectionFailed, match="cannot reach http://127.0.0.1:9"):
+        asyncio.run(listing())
 
 
 def test_score_judges_digits_and_noise_in_both_clients(server, digits):
