@@ -8,6 +8,7 @@ with podman; the Docker Compose CLI validates the file here too.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tomllib
 from dataclasses import dataclass, field
@@ -288,3 +289,92 @@ def test_nginx_retries_on_the_next_replica_when_one_fails(nginx_conf):
     (policy,) = re.findall(r"proxy_next_upstream ([^;]+);", nginx_conf)
     assert {"error", "timeout", "http_502", "http_503"} <= set(policy.split())
     assert "add_header X-Served-By $upstream_addr" in nginx_conf
+
+
+# --- deploy/swarm: the compose file as a Swarm stack -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stacks() -> dict[str, dict]:
+    return {
+        path.name: yaml.safe_load(path.read_text())
+        for path in (ROOT / "deploy" / "swarm").glob("stack*.yml")
+    }
+
+
+def test_stack_files_are_written_from_the_compose_file():
+    from deploy.swarm import stack
+
+    for file, text in stack.rendered().items():
+        path = ROOT / "deploy" / "swarm" / file
+        assert path.exists() and path.read_text() == text, (
+            f"{file} is out of date: python -m deploy.swarm.stack"
+        )
+
+
+def test_the_stack_publishes_one_checked_replica_per_node(stacks, compose):
+    services = stacks["stack.yml"]["services"]
+    assert set(services) == {"api"}, "nginx stays a compose service; HAProxy fronts a swarm"
+    api = services["api"]
+    assert api["deploy"]["replicas"] == compose["services"]["api"]["deploy"]["replicas"]
+    assert api["deploy"]["resources"] == compose["services"]["api"]["deploy"]["resources"]
+    (port,) = api["ports"]
+    assert port["mode"] == "host" and port["target"] == 8000
+    assert api["deploy"]["endpoint_mode"] == "dnsrr", "no virtual IP: it needs IPVS"
+    assert api["deploy"]["placement"]["max_replicas_per_node"] == 1
+    update = api["deploy"]["update_config"]
+    assert update["parallelism"] == 1 and update["failure_action"] == "rollback"
+    # One replica per node on a fixed host port: a start-first update could never start.
+    assert update["order"] == "stop-first"
+    assert "volumes" not in api, "the image's own models: a bind mount needs every node"
+    assert "LATENTSERVE_MODEL_DIR" not in api["environment"]
+    assert float(api["environment"]["LATENTSERVE_DRAIN_DELAY"]) >= 2
+    assert api["healthcheck"] == compose["services"]["api"]["healthcheck"]
+    for key in ("build", "restart", "depends_on", "profiles", "security_opt"):
+        assert key not in api
+
+
+def test_the_gpu_profile_is_a_second_stack_file_reserving_a_generic_gpu(stacks):
+    services = stacks["stack.gpu.yml"]["services"]
+    assert set(services) == {"api-gpu"}
+    reservations = services["api-gpu"]["deploy"]["resources"]["reservations"]
+    assert "devices" not in reservations, "docker stack deploy rejects `devices`"
+    (gpu,) = reservations["generic_resources"]
+    assert gpu["discrete_resource_spec"] == {"kind": "NVIDIA-GPU", "value": 1}
+
+
+def test_docker_stack_config_accepts_the_stack_files():
+    """`docker stack config` (Docker CLI 20.10 has none; 23 and later do) validates offline."""
+    docker = shutil.which("docker")
+    help_text = (
+        subprocess.run([docker, "stack", "--help"], capture_output=True, text=True).stdout
+        if docker
+        else ""
+    )
+    if "config" not in help_text:
+        pytest.skip("no Docker CLI with `docker stack config` (test_swarm.py deploys the file)")
+    swarm = ROOT / "deploy" / "swarm"
+    for files in (["stack.yml"], ["stack.yml", "stack.gpu.yml"]):
+        args = [arg for file in files for arg in ("-c", str(swarm / file))]
+        result = subprocess.run(
+            [docker, "stack", "config", *args], capture_output=True, text=True, cwd=ROOT
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_haproxy_checks_retries_and_names_the_node(tmp_path):
+    cfg = (ROOT / "deploy" / "swarm" / "haproxy.cfg").read_text()
+    assert "option httpchk GET /readyz" in cfg
+    assert re.search(r"retry-on .*conn-failure.*empty-response.*response-timeout", cfg)
+    assert "option redispatch 1" in cfg and "option http-buffer-request" in cfg
+    assert "http-response set-header X-Served-By %[srv_name]" in cfg
+    if shutil.which("haproxy") is None:
+        skip_or_fail("haproxy not installed: scripts/test installs it")
+    env = {f"LATENTSERVE_NODE{k}": f"192.0.2.{k}" for k in (1, 2, 3)}
+    result = subprocess.run(
+        [shutil.which("haproxy"), "-c", "-f", str(ROOT / "deploy" / "swarm" / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
