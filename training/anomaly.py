@@ -48,6 +48,7 @@ class GraphScorer:
         providers = ["CPUExecutionProvider"]
         self.encoder = ort.InferenceSession(str(folder / "encoder.onnx"), options, providers)
         self.decoder = ort.InferenceSession(str(folder / "decoder.onnx"), options, providers)
+        self.decoder_outputs = [output.name for output in self.decoder.get_outputs()]
         self.variational = variational
         self.num_classes = num_classes
         self.reconstruction = reconstruction
@@ -74,8 +75,17 @@ class GraphScorer:
         outputs = self.encoder.run(None, {"image": images, **label})
         mean = outputs[0]
         logvar = outputs[1] if self.variational else None
-        recon = self.decoder.run(None, {"latent": mean, **label})[0]
-        return scores.compute(name, images, recon, mean, logvar, self.reconstruction)
+        outputs = self.decoder.run(None, {"latent": mean, **label})
+        decoded = dict(zip(self.decoder_outputs, outputs, strict=True))
+        return scores.compute(
+            name,
+            images,
+            decoded["image"],
+            mean,
+            logvar,
+            self.reconstruction,
+            logits=decoded.get("logits"),
+        )
 
 
 def calibrate(

@@ -48,21 +48,6 @@ def write_card(
     (folder / "README.md").write_text(card_text(manifest, folder, pictures))
 
 
-def redraw_scores(
-    folder: Path, manifest: Mapping[str, object], score_samples: anomaly.ScoreSamples
-) -> None:
-    """Draw the score histogram and rewrite the card around the pictures already there."""
-    card_dir = folder / CARD_DIR
-    pictures = {
-        key: card_dir / f"{key}.png" for key in PICTURES if (card_dir / f"{key}.png").exists()
-    }
-    drawn = anomaly.draw_histogram(
-        score_samples, manifest["calibration"], card_dir / "scores-full.png"
-    )
-    pictures["scores"] = _shrunk(drawn, card_dir / "scores.png")
-    (folder / "README.md").write_text(card_text(manifest, folder, pictures))
-
-
 def draw_pictures(model: Autoencoder, splits: Splits, card_dir: Path) -> dict[str, Path]:
     from training.plots import draw_all  # matplotlib loads only when a card is drawn
 

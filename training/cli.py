@@ -23,9 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli:train_main", "train a model, evaluate it on the test split, draw it"),
     "evaluate": ("training.cli:evaluate_main", "evaluate and draw a saved checkpoint again"),
     "export": ("training.export:main", "export a checkpoint to a model folder for the service"),
-    "calibrate": (
-        "training.zoo:calibrate_main",
-        "calibrate the anomaly scores of exported model folders in place",
+    "reexport": (
+        "training.zoo:reexport_main",
+        "export model folders again from their own weights, in today's format",
     ),
     "zoo": ("training.zoo:main", "rebuild every shipped model of training/zoo.toml from data"),
 }

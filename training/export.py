@@ -44,12 +44,13 @@ from training import anomaly, card, graphs, reference
 from training.data import ImageSplit, Splits, default_outliers, outlier_split
 from training.evaluate import evaluate
 from training.graphs import ExportError
-from training.models import Autoencoder
+from training.models import Autoencoder, build_model
 from training.parity import (
     DEFAULT_TOLERANCE,
     Parity,
     graph_parity,
     require_parity,
+    score_parity,
 )
 from training.train import TrainConfig, load_checkpoint, load_data
 
@@ -89,13 +90,14 @@ def export_model(
     name = name or out_dir.name
     model = model.cpu().eval()
     images, labels = _first_items(splits.test, reference.REFERENCE_POINTS)
+    reconstruction = str((training or {}).get("reconstruction", "bce"))
     with _staging_folder(out_dir) as staging:
-        parity = _write_graphs(model, images, labels, staging, tolerance, seed)
+        parity = _write_graphs(model, images, labels, staging, tolerance, seed, reconstruction)
         latents = _encode(model, images, labels)
         ref = reference.reference_set(latents, labels.numpy(), _num_classes(splits), seed=seed)
         (staging / REFERENCE).write_text(ref.model_dump_json())
         calibration, score_samples = _calibrate(
-            model, splits, staging, training, outliers, threshold_quantile, seed
+            model, splits, staging, reconstruction, outliers, threshold_quantile, seed
         )
         manifest_fields = _manifest_fields(
             model, splits, name, description, metrics, training, parity, seed
@@ -150,7 +152,7 @@ def _calibrate(
     model: Autoencoder,
     splits: Splits,
     folder: Path,
-    training: Mapping[str, object] | None,
+    reconstruction: str,
     outliers: Mapping[str, ImageSplit] | None,
     quantile: float,
     seed: int,
@@ -160,7 +162,7 @@ def _calibrate(
         folder,
         variational=model.variational,
         num_classes=model.num_classes if model.conditional else 0,
-        reconstruction=str((training or {}).get("reconstruction", "bce")),
+        reconstruction=reconstruction,
     )
     held_out = {
         key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
@@ -264,61 +266,75 @@ def _checkpoint_metrics(
     )
 
 
-def calibrate_folder(
+def model_from_folder(folder: Path | str) -> tuple[Autoencoder, Manifest]:
+    """The PyTorch model an exported folder holds: built from its manifest's settings, with the
+    weights of its TorchScript graphs (which carry every parameter)."""
+    folder = Path(folder)
+    manifest = verify_folder(folder)
+    if "model_options" not in manifest.training:
+        raise ExportError(
+            f"{folder}: the manifest's training settings lack model_options, so the model "
+            "cannot be rebuilt from its weights; export it again from its checkpoint"
+        )
+    config = manifest_config(manifest)
+    image = manifest.image
+    model = build_model(
+        manifest.family,
+        manifest.architecture,
+        manifest.latent_dim,
+        image_shape=(image.channels, image.height, image.width),
+        num_classes=manifest.num_classes if manifest.conditional else 0,
+        **config.model_options,
+    )
+    for part in ("encoder", "decoder"):
+        weights = graphs.load_torchscript(folder / f"{part}.pt").state_dict()
+        getattr(model, part).load_state_dict(
+            {k.removeprefix("part."): v for k, v in weights.items()}
+        )
+    return model.eval(), manifest
+
+
+def reexport_folder(
     folder: Path | str,
     *,
     data_root: Path | str | None = None,
     outliers: Mapping[str, ImageSplit] | None = None,
-    threshold_quantile: float = anomaly.DEFAULT_QUANTILE,
     splits: Splits | None = None,
 ) -> Manifest:
-    """Calibrate an exported model folder in place, from its graphs and its data alone: the
-    anomaly scores, the score histogram and section of the card, the dataset entry, and the
-    machine paths stripped from its graphs. For folders exported before calibration existed;
-    the graphs compute exactly what they computed before. The data is the one the manifest's
-    training settings name (from `data_root` when given), unless `splits` are given."""
+    """Export a model folder again, in place, from its own weights: the graphs in today's
+    format, the parity checks, reference set, card and calibration, with the manifest's
+    name, description, metrics and training settings kept. For folders exported by an
+    earlier version (e.g. before decoders answered their logits). The data is the one the
+    manifest's training settings name (from `data_root` when given), unless `splits` are
+    given."""
     folder = Path(folder)
-    manifest = verify_folder(folder)
-    config = TrainConfig.from_dict(
-        {k: _setting(k, v) for k, v in manifest.training.items() if k in _CONFIG_FIELDS}
-    )
+    model, manifest = model_from_folder(folder)
+    config = manifest_config(manifest)
     if data_root is not None:
         config.data_root = str(data_root)
-    splits = splits or load_data(config)
-    with _staging_folder(folder) as staging:
-        shutil.copytree(folder, staging, dirs_exist_ok=True)
-        (staging / MANIFEST).unlink()  # rewritten below: the card lists every other file
-        for part in ("encoder", "decoder"):
-            graphs.strip_stack_traces_file(staging / f"{part}.onnx")
-            graphs.strip_debug_records(staging / f"{part}.pt")
-        scorer = anomaly.GraphScorer(
-            staging,
-            variational=manifest.variational,
-            num_classes=manifest.num_classes if manifest.conditional else 0,
-            reconstruction=str(manifest.training.get("reconstruction", "bce")),
-        )
-        held_out = {
-            key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
-            for key, split in (outliers or {}).items()
-        }
-        calibration, samples = anomaly.calibrate(
-            scorer,
-            splits.val.images.numpy(),
-            splits.test.images.numpy(),
-            held_out,
-            quantile=threshold_quantile,
-            seed=config.seed,
-        )
-        fields = dict(manifest) | {
-            "calibration": calibration,
-            "dataset": DatasetInfo(**splits.info),
-        }
-        card.redraw_scores(staging, fields, samples)
-        fields["files"] = hash_files(staging)
-        updated = Manifest(**fields)
-        (staging / MANIFEST).write_text(updated.model_dump_json(indent=2) + "\n")
-        verify_folder(staging)
-    return updated
+    calibration = manifest.calibration
+    return export_model(
+        model,
+        splits or load_data(config),
+        folder,
+        name=manifest.name,
+        metrics=manifest.metrics,
+        training=manifest.training,
+        description=manifest.description,
+        tolerance=manifest.parity.get("tolerance", DEFAULT_TOLERANCE),
+        seed=config.seed,
+        outliers=outliers,
+        threshold_quantile=(
+            calibration.score.threshold_quantile if calibration else anomaly.DEFAULT_QUANTILE
+        ),
+    )
+
+
+def manifest_config(manifest: Manifest) -> TrainConfig:
+    """The training config a manifest's training settings describe (machine details unset)."""
+    return TrainConfig.from_dict(
+        {k: _setting(k, v) for k, v in manifest.training.items() if k in _CONFIG_FIELDS}
+    )
 
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -382,8 +398,10 @@ def _write_graphs(
     folder: Path,
     tolerance: float,
     seed: int,
+    reconstruction: str,
 ) -> Parity:
-    """Write both graphs in both formats and require parity on real inputs."""
+    """Write both graphs in both formats and require parity on real inputs, of the graphs'
+    outputs and of the anomaly scores computed from them."""
     onehot = _one_hot(model, labels[:PARITY_IMAGES])
     image_batch = images[:PARITY_IMAGES]
     latents = _parity_latents(model, image_batch, onehot, seed)
@@ -408,7 +426,9 @@ def _write_graphs(
         graphs.write_onnx(module, example, signature, onnx_path)
         graphs.write_torchscript(module, example, ts_path)
         figures[part_name] = graph_parity(module, ts_path, onnx_path, inputs, signature.inputs)
-    return require_parity(figures, tolerance)
+    signatures = {name: signature for name, (_, signature, _) in parts.items()}
+    score_figures = score_parity(model, folder, signatures, image_batch, onehot, reconstruction)
+    return require_parity(figures, tolerance, score_figures)
 
 
 def _parity_latents(

@@ -2,7 +2,9 @@
 
 Both graphs get fixed, named signatures (DESIGN.md): the encoder takes `image` (+ `label`) and
 returns `mean`, `logvar` or `latent`; the decoder takes `latent` (+ `label`) and returns
-`image`. The batch axis is dynamic in both formats.
+`image` and `logits`, the image before its final sigmoid: likelihoods and anomaly scores are
+computed from the logits, which no CPU kernel rounds to exactly 0 or 1 as some round a
+sigmoid's tails. The batch axis is dynamic in both formats.
 
 ONNX goes through the torch.export-based exporter (`dynamo=True`, the default since torch 2.9;
 the TorchScript-based one is deprecated) at opset 18: the exporter's native opset, so no
@@ -66,7 +68,15 @@ def encoder_signature(variational: bool, conditional: bool) -> Signature:
 
 
 def decoder_signature(conditional: bool) -> Signature:
-    return Signature(("latent", "label") if conditional else ("latent",), ("image",))
+    return Signature(("latent", "label") if conditional else ("latent",), ("image", "logits"))
+
+
+def _answer(part: nn.Module, inputs: tuple[torch.Tensor, ...]):
+    """An encoder answers its code; a decoder its image and the logits behind it."""
+    if hasattr(part, "logits"):
+        logits = part.logits(*inputs)
+        return torch.sigmoid(logits), logits
+    return part(*inputs)
 
 
 class _Unconditional(nn.Module):
@@ -77,7 +87,7 @@ class _Unconditional(nn.Module):
         self.part = part
 
     def forward(self, x: torch.Tensor):
-        return self.part(x)
+        return _answer(self.part, (x,))
 
 
 class _Conditional(nn.Module):
@@ -86,7 +96,7 @@ class _Conditional(nn.Module):
         self.part = part
 
     def forward(self, x: torch.Tensor, label: torch.Tensor):
-        return self.part(x, label)
+        return _answer(self.part, (x, label))
 
 
 def graph_module(part: nn.Module, conditional: bool) -> nn.Module:

@@ -24,7 +24,7 @@ import torch
 from service.models.manifest import Manifest
 from training import classifier as digit_classifier
 from training.data import ImageSplit, Splits, default_root, load_splits
-from training.export import calibrate_folder, export_model, training_settings
+from training.export import export_model, reexport_folder, training_settings
 from training.train import TrainConfig, load_checkpoint, load_data, train
 
 ZOO_FILE = Path(__file__).with_name("zoo.toml")
@@ -123,17 +123,18 @@ def summary_line(manifest: Manifest) -> str:
     size = sum(entry.bytes for entry in manifest.files.values()) / 2**20
     return (
         f"{manifest.name}: {shown}; parity torchscript {manifest.parity['torchscript']:.1e} "
-        f"onnx {manifest.parity['onnx']:.1e}; {size:.1f} MiB"
+        f"onnx {manifest.parity['onnx']:.1e}, scores {manifest.parity['score_onnx']:.1e}; "
+        f"threshold {manifest.calibration.score.threshold:.4g}; {size:.1f} MiB"
     )
 
 
-def calibrate_main(argv: list[str] | None = None) -> int:
+def reexport_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="latentserve-train calibrate",
-        description="Calibrate the anomaly scores of exported model folders in place (for "
-        "folders exported before calibration existed): score the validation split through the "
-        "graphs, evaluate on held-out data, update manifest and card. The zoo's models are "
-        "evaluated against the outliers zoo.toml names.",
+        prog="latentserve-train reexport",
+        description="Export model folders again, in place, from their own weights (for folders "
+        "an earlier version exported): graphs in today's format, parity checks, reference set, "
+        "anomaly-score calibration and card; name, metrics and training settings are kept. The "
+        "zoo's models are evaluated against the outliers zoo.toml names.",
     )
     parser.add_argument("folders", nargs="+", type=Path, help="exported model folders")
     parser.add_argument("--data-root", type=Path, help="where the models' dataset lives")
@@ -143,12 +144,8 @@ def calibrate_main(argv: list[str] | None = None) -> int:
     for folder in args.folders:
         entry = zoo.get(folder.name)
         outliers = {name: _test_split(name) for name in (entry.outliers if entry else ())}
-        manifest = calibrate_folder(folder, data_root=args.data_root, outliers=outliers)
-        figures = manifest.calibration.score.evaluation
-        print(
-            f"{manifest.name}: threshold {manifest.calibration.score.threshold:.4g}; "
-            + ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
-        )
+        manifest = reexport_folder(folder, data_root=args.data_root, outliers=outliers)
+        print(summary_line(manifest))
     return 0
 
 

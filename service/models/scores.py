@@ -4,7 +4,9 @@ numpy only. Export calibrates the shipped thresholds with these functions and `/
 them, so both sides compute the very same numbers from the graphs' outputs.
 
 - `reconstruction`: the loss the model was trained with, summed over the pixels of each image:
-  the Bernoulli negative log-likelihood (binary cross-entropy, nats) or the squared error.
+  the Bernoulli negative log-likelihood (binary cross-entropy, nats), computed from the
+  decoder's pre-sigmoid logits so that no kernel's rounding of the sigmoid's tails moves it,
+  or the squared error.
 - `neg_elbo` (variational models): reconstruction term + KL(q(z|x) || N(0, I)), in nats. The
   reconstruction term is taken at the posterior mean (z = mean), not from sampled z: it needs
   no randomness and one decoder call, so an image scores the same alone or in any batch, and
@@ -65,19 +67,38 @@ def spec(name: str, reconstruction: str = "bce") -> ScoreSpec:
 
 
 def reconstruction_error(
-    images: np.ndarray, reconstructions: np.ndarray, kind: str = "bce"
+    images: np.ndarray,
+    reconstructions: np.ndarray,
+    kind: str = "bce",
+    logits: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per-image loss [N] summed over pixels: Bernoulli NLL ("bce") or squared error ("mse")."""
+    """Per-image loss [N] summed over pixels: Bernoulli NLL ("bce") or squared error ("mse").
+
+    The Bernoulli NLL comes from the decoder's `logits` when given, exactly and in float64
+    (`bernoulli_nll`); without them (graphs exported before decoders had logits) from the
+    probabilities, whose logarithm is floored, so a pixel a CPU kernel rounded to exactly 0
+    or 1 costs up to 100 nats there: such scores differ from one machine to the next.
+    """
     x = _flat(images)
-    y = _flat(reconstructions)
     if kind == "mse":
-        return ((y - x) ** 2).sum(axis=1)
+        return ((_flat(reconstructions) - x) ** 2).sum(axis=1)
     if kind != "bce":
         raise ValueError(f"reconstruction must be 'bce' or 'mse', not {kind!r}")
+    if logits is not None:
+        return bernoulli_nll(x, logits)
+    y = _flat(reconstructions)
     with np.errstate(divide="ignore"):
         log_y = np.maximum(np.log(y), LOG_FLOOR)
         log_not_y = np.maximum(np.log1p(-y), LOG_FLOOR)
     return -(x * log_y + (1.0 - x) * log_not_y).sum(axis=1)
+
+
+def bernoulli_nll(images: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """-sum_i [x_i log sigmoid(z_i) + (1 - x_i) log(1 - sigmoid(z_i))] per image [N] from the
+    logits z, in float64 as softplus(z) - x * z: the stable form of binary cross-entropy with
+    logits, exact wherever the sigmoid itself would round to 0 or 1."""
+    x, z = _flat(images), _flat(logits)
+    return (np.logaddexp(0.0, z) - x * z).sum(axis=1)
 
 
 def gaussian_kl(mean: np.ndarray, logvar: np.ndarray) -> np.ndarray:
@@ -102,14 +123,16 @@ def compute(
     mean: np.ndarray | None = None,
     logvar: np.ndarray | None = None,
     reconstruction: str = "bce",
+    logits: np.ndarray | None = None,
 ) -> np.ndarray:
     """Score `name` per image [N] (float64) from the model's outputs on `images`.
 
-    `reconstructions` decode the posterior mean (the latent of deterministic models);
+    `reconstructions` decode the posterior mean (the latent of deterministic models), and
+    `logits` are the decoder's pre-sigmoid outputs for them where the graph has them;
     `mean` and `logvar` are the encoder's outputs, needed by the variational scores.
     """
     plain = name.removesuffix("_minus_entropy")
-    score = reconstruction_error(images, reconstructions, reconstruction)
+    score = reconstruction_error(images, reconstructions, reconstruction, logits)
     if plain == "neg_elbo":
         if mean is None or logvar is None:
             raise ValueError(f"score {name!r} needs a variational model's mean and logvar")

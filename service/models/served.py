@@ -76,8 +76,12 @@ class ServedModel:
         return Encoding(outputs["latent"], None)
 
     async def decode(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        return (await self.decode_outputs(latents, labels))["image"]
+
+    async def decode_outputs(self, latents: np.ndarray, labels: np.ndarray | None = None) -> Arrays:
+        """Every output of the decoder: `image`, and `logits` where the graph has them."""
         inputs = self._with_labels({"latent": _float32(latents)}, labels)
-        return (await self.run("decoder", inputs))["image"]
+        return await self.run("decoder", inputs)
 
     async def close(self) -> None:
         """Stops the runners once the requests in their queues and batches are answered."""

@@ -33,7 +33,7 @@ def exported(tmp_path_factory, splits):
             splits,
             root / f"tiny-{family}",
             metrics=metrics,
-            training={"steps": 20, "hidden": [32]},
+            training={"steps": 20, "model_options": {"hidden": [32]}},
             outliers=outlier_sets(splits),
         )
         folders[family] = (root / f"tiny-{family}", model)

@@ -43,7 +43,7 @@ def test_manifest_validates_and_lists_every_file_with_its_hash(folder_and_model)
     assert manifest.onnx_opset == graphs.ONNX_OPSET
     assert manifest.dataset.name == "generated"
     assert "recon_mse" in manifest.metrics
-    assert manifest.training["hidden"] == "[32]"
+    assert manifest.training["model_options"] == "{\"hidden\": [32]}"
     assert verify_folder(folder) == manifest
 
 
@@ -73,6 +73,7 @@ def test_onnx_graphs_pass_the_checker_with_the_designed_signatures(folder_and_mo
     label = ["label"] if model.conditional else []
     assert manifest.encoder.inputs == ["image", *label]
     assert manifest.decoder.inputs == ["latent", *label]
+    assert manifest.decoder.outputs == ["image", "logits"]
 
 
 @pytest.mark.parametrize("batch", [1, 5])
@@ -88,6 +89,8 @@ def test_torchscript_and_onnx_agree_with_pytorch(folder_and_model, splits, batch
     for part, (inputs, module) in cases.items():
         with torch.no_grad():
             expected = module(*inputs)
+            if part == "decoder":  # the image, and the logits it is the sigmoid of
+                expected = (expected, module.logits(*inputs))
         expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
         session = ort.InferenceSession(
             str(folder / f"{part}.onnx"), providers=["CPUExecutionProvider"]

@@ -82,11 +82,15 @@ class ConvDecoder(nn.Module):
         layers.append(nn.ConvTranspose2d(widths[-1], out_channels, 4, stride=2, padding=1))
         self.deconvs = nn.Sequential(*layers)
 
-    def forward(self, latent: Tensor, label: Optional[Tensor] = None) -> Tensor:  # noqa: UP045
+    def logits(self, latent: Tensor, label: Optional[Tensor] = None) -> Tensor:  # noqa: UP045
+        """The image before its final sigmoid (see MLPDecoder)."""
         features = latent
         if label is not None:
             features = torch.cat([features, label], dim=1)
         grid = self.dense(features).reshape([-1] + self.start_shape)
         if label is not None:
             grid = torch.cat([grid, label_planes(label, grid)], dim=1)
-        return torch.sigmoid(self.deconvs(grid))
+        return self.deconvs(grid)
+
+    def forward(self, latent: Tensor, label: Optional[Tensor] = None) -> Tensor:  # noqa: UP045
+        return torch.sigmoid(self.logits(latent, label))

@@ -39,7 +39,10 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """latent [N,D] (+ one-hot label [N,K]) -> hidden layers -> sigmoid image [N,C,H,W]."""
+    """latent [N,D] (+ one-hot label [N,K]) -> hidden layers -> sigmoid image [N,C,H,W].
+
+    `logits` is the same pass without the final sigmoid: the numbers likelihoods are computed
+    from, since a sigmoid's tails round to 0 or 1 differently on different CPUs."""
 
     def __init__(
         self,
@@ -53,9 +56,11 @@ class MLPDecoder(nn.Module):
         self.body = _stack([latent_dim + num_classes, *hidden])
         self.out = nn.Linear(hidden[-1], math.prod(image_shape))
 
-    def forward(self, latent: Tensor, label: Optional[Tensor] = None) -> Tensor:  # noqa: UP045
+    def logits(self, latent: Tensor, label: Optional[Tensor] = None) -> Tensor:  # noqa: UP045
         features = latent
         if label is not None:
             features = torch.cat([features, label], dim=1)
-        pixels = torch.sigmoid(self.out(self.body(features)))
-        return pixels.reshape([-1] + self.image_shape)
+        return self.out(self.body(features)).reshape([-1] + self.image_shape)
+
+    def forward(self, latent: Tensor, label: Optional[Tensor] = None) -> Tensor:  # noqa: UP045
+        return torch.sigmoid(self.logits(latent, label))

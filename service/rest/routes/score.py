@@ -83,9 +83,17 @@ async def _score(model: ServedModel, name: str, images: np.ndarray) -> np.ndarra
     if model.manifest.conditional:
         images, labels = scores.every_class(images, model.manifest.num_classes)
     encoding = await model.encode(images, labels)
-    recon = await model.decode(encoding.mean, labels)
+    decoded = await model.decode_outputs(encoding.mean, labels)
     reconstruction = str(model.manifest.training.get("reconstruction", "bce"))
-    values = scores.compute(name, images, recon, encoding.mean, encoding.logvar, reconstruction)
+    values = scores.compute(
+        name,
+        images,
+        decoded["image"],
+        encoding.mean,
+        encoding.logvar,
+        reconstruction,
+        logits=decoded.get("logits"),
+    )
     return scores.lowest_over_classes(values, count)
 
 
