@@ -43,7 +43,7 @@ def test_manifest_validates_and_lists_every_file_with_its_hash(folder_and_model)
     assert manifest.onnx_opset == graphs.ONNX_OPSET
     assert manifest.dataset.name == "generated"
     assert "recon_mse" in manifest.metrics
-    assert manifest.training["model_options"] == "{\"hidden\": [32]}"
+    assert manifest.training["model_options"] == '{"hidden": [32]}'
     assert verify_folder(folder) == manifest
 
 

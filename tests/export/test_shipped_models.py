@@ -73,7 +73,7 @@ def decode_class_means(name: str, manifest: Manifest) -> tuple[np.ndarray, np.nd
     from_onnx = session.run(None, dict(zip(manifest.decoder.inputs, inputs, strict=True)))[0]
     with torch.no_grad():
         traced = graphs.load_torchscript(folder / "decoder.pt")(*map(torch.from_numpy, inputs))
-    return from_onnx, traced.numpy()
+    return from_onnx, traced[0].numpy()  # (image, logits)
 
 
 def test_class_means_decode_to_images_in_range(shipped):

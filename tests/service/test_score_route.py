@@ -8,10 +8,13 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from service.core.settings import Settings
+from tests.conftest import EXPORTED_MODELS
 from tests.service.helpers import b64, npy, png, read_npy
+from training.export import verify_folder
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -50,7 +53,9 @@ def score_npy(client, model: str, images: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-@pytest.mark.parametrize("model", ["mnist-vae", "mnist-cvae", "mnist-ae"])
+@pytest.mark.parametrize(
+    "model", ["mnist-vae", "mnist-cvae", "mnist-ae", "mnist-vae-2d", "mnist-dae"]
+)
 def test_served_scores_reproduce_the_calibration_on_the_validation_split(
     shipped, validation_digits, model
 ):
@@ -65,6 +70,37 @@ def test_served_scores_reproduce_the_calibration_on_the_validation_split(
         assert flagged.mean() == pytest.approx(0.01, abs=0.002)
         assert np.array_equal(flagged == 1.0, values > part["threshold"])
         assert abs(np.median(percentiles) - 50.0) < 1.0
+
+
+@pytest.mark.parametrize(
+    "model", ["mnist-vae", "mnist-cvae", "mnist-ae", "mnist-vae-2d", "mnist-dae", "fashion-vae"]
+)
+def test_served_scores_are_the_float64_likelihood_of_the_decoders_logits(
+    shipped, validation_digits, clothing, model
+):
+    images = (clothing if model == "fashion-vae" else validation_digits)[:100]
+    manifest = verify_folder(EXPORTED_MODELS / model)
+    encoder, decoder = (
+        ort.InferenceSession(str(EXPORTED_MODELS / model / f"{part}.onnx"))
+        for part in ("encoder", "decoder")
+    )
+    labels = [{}]
+    if manifest.conditional:
+        eye = np.eye(manifest.num_classes, dtype=np.float32)
+        labels = [{"label": eye[[c] * len(images)]} for c in range(manifest.num_classes)]
+    exact = []
+    for label in labels:
+        encoded = encoder.run(None, {"image": images, **label})
+        logits = decoder.run(["logits"], {"latent": encoded[0], **label})[0]
+        target = images.astype(np.float64).reshape(len(images), -1)
+        z = logits.astype(np.float64).reshape(len(images), -1)
+        nll = (np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))).sum(1)
+        if manifest.variational:
+            mean, logvar = (np.float64(a) for a in encoded)
+            nll += 0.5 * (mean**2 + np.exp(logvar) - 1 - logvar).sum(1)
+        exact.append(nll)
+    served = score_npy(shipped, model, images)[:, 0]
+    np.testing.assert_allclose(served, np.min(exact, axis=0), rtol=0, atol=1e-3)
 
 
 def test_digit_models_flag_clothing(shipped, clothing):

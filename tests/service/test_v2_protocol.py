@@ -72,13 +72,21 @@ def test_server_is_live_ready_and_names_its_extensions(client):
     ("v2_model", "inputs", "outputs"),
     [
         ("mnist-vae-encoder", {"image": [-1, 1, 28, 28]}, {"mean": [-1, 20], "logvar": [-1, 20]}),
-        ("mnist-ae-decoder", {"latent": [-1, 16]}, {"image": [-1, 1, 28, 28]}),
+        (
+            "mnist-ae-decoder",
+            {"latent": [-1, 16]},
+            {"image": [-1, 1, 28, 28], "logits": [-1, 1, 28, 28]},
+        ),
         (
             "mnist-cvae-encoder",
             {"image": [-1, 1, 28, 28], "label": [-1, 10]},
             {"mean": [-1, 3], "logvar": [-1, 3]},
         ),
-        ("mnist-cvae-decoder", {"latent": [-1, 3], "label": [-1, 10]}, {"image": [-1, 1, 28, 28]}),
+        (
+            "mnist-cvae-decoder",
+            {"latent": [-1, 3], "label": [-1, 10]},
+            {"image": [-1, 1, 28, 28], "logits": [-1, 1, 28, 28]},
+        ),
     ],
 )
 def test_model_metadata_is_the_graphs_signature(client, v2_model, inputs, outputs):
