@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from service import scores
+from service.models import scores
 from training.graphs import ExportError, Signature, load_torchscript
 
 DEFAULT_TOLERANCE = 1e-4

@@ -164,7 +164,7 @@ class Manifest(_Strict):
 
     def item_shape(self, tensor: str) -> tuple[int, ...]:
         """The shape of one batch item of a graph's tensor, by the tensor's name."""
-        if tensor == "image":
+        if tensor in ("image", "logits"):
             return self.image.shape
         if tensor == "label":
             return (self.num_classes,)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service import scores
+from service.models import scores
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from service import scores
+from service.models import scores
 from tests.conftest import EXPORTED_MODELS
 from training.export import verify_folder
 from training.train import load_data

@@ -244,10 +244,15 @@ def test_binary_response_framing(shipped):
     assert response.status_code == 200, response.text
     length = int(response.headers["inference-header-content-length"])
     head = json.loads(response.content[:length])
-    (output,) = head["outputs"]
-    assert output["parameters"]["binary_data_size"] == 28 * 28 * 4 == len(response.content) - length
-    image = np.frombuffer(response.content[length:], "<f4").reshape(output["shape"])
+    image_out, logits_out = head["outputs"]  # every output, in the graph's order
+    assert [image_out["name"], logits_out["name"]] == ["image", "logits"]
+    sizes = [out["parameters"]["binary_data_size"] for out in (image_out, logits_out)]
+    assert sizes == [28 * 28 * 4] * 2 and sum(sizes) == len(response.content) - length
+    image = np.frombuffer(response.content[length : length + sizes[0]], "<f4")
+    logits = np.frombuffer(response.content[length + sizes[0] :], "<f4")
+    image, logits = image.reshape(image_out["shape"]), logits.reshape(logits_out["shape"])
     assert image.shape == (1, 1, 28, 28) and image.min() >= 0 and image.max() <= 1
+    np.testing.assert_allclose(image, 1 / (1 + np.exp(-logits.astype(np.float64))), atol=1e-6)
 
 
 # ---- errors ----------------------------------------------------------------------------------
