@@ -13,10 +13,12 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service.asgi.access import RequestContext
 from service.core.auth import ApiKeyAuth, configured_keys, open_paths
 from service.core.errors import BodySizeLimit, install_error_handlers
 from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.settings import Settings, get_settings
+from service.core.tracing import Tracing
 from service.models.backends import create_backend
 from service.models.reload import Reloader
 from service.models.state import AppState
@@ -39,14 +41,17 @@ def package_version() -> str:
         return "0.0.0"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tracer_provider=None) -> FastAPI:
+    """The app; `tracer_provider` (OpenTelemetry's) traces it as LATENTSERVE_OTLP_ENDPOINT
+    would, into whatever exporter the provider has."""
     settings = settings or get_settings()
     state = AppState(settings=settings, metrics=Metrics())
+    tracer = Tracing.configure(settings.otlp_endpoint, tracer_provider)
     app = FastAPI(
         title="latentserve",
         version=package_version(),
         description=DESCRIPTION,
-        lifespan=partial(lifespan, state=state),
+        lifespan=partial(lifespan, state=state, tracer=tracer),
     )
     app.state.latentserve = state
     state.metrics.watch_queues(state.queue_depths)
@@ -78,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(v2.ErrorBodies)  # outside the others: /v2 errors in the protocol's form
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    # Outermost: every response gets its request ID, the access log sees every request.
+    app.add_middleware(RequestContext, log_format=settings.log_format, tracer=tracer)
     app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
     return app
 
@@ -99,7 +106,9 @@ def public_paths(app: FastAPI, settings: Settings) -> set[str]:
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI, state: AppState) -> AsyncIterator[None]:
+async def lifespan(
+    app: FastAPI, state: AppState, tracer: Tracing | None = None
+) -> AsyncIterator[None]:
     # A backend that cannot run (require_cuda without CUDA) stops the start-up here.
     state.backend = create_backend(state.settings)
     loading = asyncio.create_task(load_models(state))
@@ -112,6 +121,8 @@ async def lifespan(app: FastAPI, state: AppState) -> AsyncIterator[None]:
     await asyncio.shield(loading) if not loading.done() else None
     if state.registry is not None:
         await asyncio.gather(*(model.close() for model in state.registry.models.values()))
+    if tracer is not None:
+        tracer.close()  # the spans still buffered go out
 
 
 async def load_models(state: AppState) -> None:

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["plain", "json"] = Field(
+        "plain", description="Access log lines: plain text, or one JSON object each."
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP endpoint for traces (e.g. http://collector:4318/v1/traces); "
+        "tracing is off without it. Needs the `tracing` extra.",
+    )
 
     # Processes, shutdown and connection limits (service/runtime/).
     workers: int = Field(1, ge=1, le=64, description="Server processes on the one port.")

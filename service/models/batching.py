@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.core import tracing
 from service.core.errors import Overloaded
 
 Arrays = dict[str, np.ndarray]
@@ -58,6 +59,8 @@ class _Request:
     count: int
     future: asyncio.Future[Arrays]
     enqueued: float
+    trace: tracing.RequestTrace | None = None  # only while tracing (service.core.tracing)
+    enqueued_ns: int = 0
 
 
 class GraphRunner:
@@ -105,6 +108,8 @@ class GraphRunner:
             self._start(loop)
         count = len(next(iter(inputs.values())))
         request = _Request(inputs, count, loop.create_future(), time.perf_counter())
+        if tracing.ENABLED and (trace := tracing.current()) is not None:
+            request.trace, request.enqueued_ns = trace, time.time_ns()
         self._queue.append(request)
         self._waiting_images += count
         self._wakeup.set()
@@ -172,6 +177,7 @@ class GraphRunner:
 
     async def _execute(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
         images = sum(request.count for request in batch)
+        span = tracing.batch_span(self.name, batch, images) if tracing.ENABLED else None
         try:
             inputs = _concatenate([request.inputs for request in batch])
             if self._expected_seconds(images) <= self.policy.inline_seconds:
@@ -179,12 +185,16 @@ class GraphRunner:
             else:
                 outputs, seconds = await loop.run_in_executor(self._thread, self._timed_run, inputs)
         except Exception as exc:
+            if span is not None:
+                tracing.end_batch(span, exc)
             if len(batch) == 1:
                 _settle(batch[0].future, exception=exc)
             else:  # find the one that fails; the others must not fail with it
                 for request in batch:
                     await self._execute([request], loop)
             return
+        if span is not None:
+            tracing.end_batch(span)
         self._observer.batch(images, seconds)
         self._learn(seconds / images)
         offset = 0

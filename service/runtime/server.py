@@ -34,6 +34,12 @@ def configure(settings: Settings) -> uvicorn.Config:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_format == "json":  # the access log's lines are JSON objects, whole
+        access = logging.getLogger("latentserve.access")
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
     LIMITS.header_timeout = settings.header_timeout
     LIMITS.body_timeout = settings.body_timeout
     LIMITS.min_body_rate = settings.min_body_rate
@@ -45,6 +51,7 @@ def configure(settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        access_log=False,  # service.asgi.access writes it, with request and trace IDs
         http=Protocol,
         timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=settings.shutdown_grace,
