@@ -237,3 +237,46 @@ def test_every_measured_figure_names_its_command():
             if "--config" in words:
                 assert (ROOT / words[words.index("--config") + 1]).is_file(), named[0]
         previous = command
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_your_own_model_trains_exports_and_serves_as_written(
+    tmp_path, shared_mnist_root, fashion_mnist_root
+):
+    """The README's own-model lines, run from a folder laid out like the project's: the first
+    `train` line with a quick run's settings added (one epoch on 200 images), the `export` line
+    with the run it made, and the serving line on a free port."""
+    import httpx
+
+    from tests.service.conftest import free_port, wait_ready
+
+    (block,) = blocks("Train and export your own", "bash")
+    lines = commands(block)
+    train = next(line for line in lines if "mnist-vae-conv.toml" in line).split("#")[0]
+    export = next(line for line in lines if "latentserve-train export" in line).split("#")[0]
+    serve = next(line for line in lines if line.rstrip().endswith("latentserve-serve"))
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    (tmp_path / "training").symlink_to(ROOT / "training", target_is_directory=True)
+    quick = f" --data-root {shared_mnist_root} --epochs 1 --train-limit 200 --iw-samples 2"
+    run_bash(train + quick + " --no-plots --no-progress", tmp_path)
+    (run,) = (tmp_path / "runs").iterdir()
+    result = run_bash(export.replace("runs/<run>", f"runs/{run.name}"), tmp_path)
+    assert "exported my-model" in result.stdout
+    manifest = json.loads((tmp_path / "my_models" / "my-model" / "manifest.json").read_text())
+    assert "auroc_fashion-mnist" in manifest["calibration"]["score"]["evaluation"]
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENTSERVE_PORT": str(port)}
+    env = {k: v for k, v in env.items() if k not in ("LATENTSERVE_MODEL_DIR",)}
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(["bash", "-c", serve], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    server = Server(f"http://127.0.0.1:{port}", process, tmp_path / "serve.log")
+    try:
+        wait_ready(server)
+        listing = httpx.get(f"{server.url}/models", timeout=10).json()
+        assert [m["name"] for m in listing["models"]] == ["my-model"]
+        assert listing["default"] == "my-model"
+    finally:
+        stop_server(server)
+        log.close()
