@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from client import Client
+from tests.web.conftest import PHONE
 
 pytestmark = pytest.mark.slow
 
@@ -173,23 +174,43 @@ def test_the_conditional_model_lets_the_user_choose_the_digit(page, server):
     assert sample_srcs(page) == [PNG_SRC + _png_b64(png) for png in expected]
 
 
-def test_the_whole_page_in_use(page):
-    """Every panel filled in, kept as test-artifacts/web-page.png."""
-    select_model(page, "mnist-vae-2d")
+def fill_everything(page) -> None:
+    """Every panel with a result: a drawn 7, an interpolation from 0 to 1 (at its 5th frame), a
+    picked point decoded, samples."""
     with page.expect_response(lambda r: "/reconstruct" in r.url):
         draw(page, "#draw-pad", SEVEN)
     draw(page, "#pad-a", ZERO)
     draw(page, "#pad-b", ONE)
     with page.expect_response(lambda r: "/interpolate" in r.url):
         page.click("#interp-run")
+    page.locator("#latent-map").scroll_into_view_if_needed()
     box = page.locator("#latent-map").bounding_box()
     with page.expect_response(lambda r: "/decode" in r.url):
         page.mouse.click(box["x"] + 0.62 * box["width"], box["y"] + 0.4 * box["height"])
-    page.locator("#interp-slider").fill("4")
-    for card in ("#encode-card", "#map-card", "#interpolate-card", "#sample-card"):
+    for card in ("#encode-card", "#score-card", "#map-card", "#interpolate-card", "#sample-card"):
         settle(page, card)
+    page.locator("#interp-slider").fill("4")
     for image in ("#reconstruction", "#map-decoded", "#interp-frame"):
         assert page.get_attribute(image, "src").startswith(PNG_SRC)
+
+
+def test_the_whole_page_in_use(page):
+    """Every panel filled in, kept as test-artifacts/web-page.png (docs/web-screenshot.png)."""
+    select_model(page, "mnist-vae-2d")
+    fill_everything(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
     assert (ARTIFACTS / "web-page.png").stat().st_size > 10_000
+
+
+def test_the_whole_page_in_use_on_a_phone(open_page):
+    """The same on a 390 px phone screen, kept as test-artifacts/web-page-phone.png
+    (docs/web-screenshot-phone.png)."""
+    page = open_page(**{**PHONE, "device_scale_factor": 2})
+    select_model(page, "mnist-vae-2d")
+    fill_everything(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.evaluate("window.scrollTo(0, 0)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page-phone.png"), full_page=True)
+    assert (ARTIFACTS / "web-page-phone.png").stat().st_size > 10_000

@@ -26,6 +26,7 @@ from tests.web.test_web_page import (
     SEVEN,
     ZERO,
     draw,
+    fill_everything,
     latent_values,
     select_model,
     settle,
@@ -144,20 +145,6 @@ def paste_file(page, data: bytes, name: str = "pasted.png") -> None:
               { clipboardData: transfer, bubbles: true, cancelable: true })); }""",
         [base64.b64encode(data).decode(), name],
     )
-
-
-def fill_everything(page) -> None:
-    """Every panel with a result: a drawing, a picked point, an interpolation, samples."""
-    with page.expect_response(lambda r: "/reconstruct" in r.url):
-        draw(page, "#draw-pad", SEVEN)
-    draw(page, "#pad-a", ZERO)
-    draw(page, "#pad-b", ONE)
-    with page.expect_response(lambda r: "/interpolate" in r.url):
-        page.click("#interp-run")
-    box = page.locator("#latent-map").bounding_box()
-    with page.expect_response(lambda r: "/decode" in r.url):
-        page.mouse.click(box["x"] + 0.62 * box["width"], box["y"] + 0.4 * box["height"])
-    settle_all(page)
 
 
 # ---- fast ---------------------------------------------------------------------------------------
@@ -377,7 +364,7 @@ def test_controls_have_names_in_the_accessibility_tree(page):
 # ---- an accessibility audit (item 4) ------------------------------------------------------------
 
 
-def serious_violations(page, axe_source: str) -> list[str]:
+def violations(page, axe_source: str) -> list[str]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=axe_source)
     result = page.evaluate("async () => await axe.run(document, { resultTypes: ['violations'] })")
@@ -385,21 +372,21 @@ def serious_violations(page, axe_source: str) -> list[str]:
         f"{v['id']} ({v['impact']}): {v['help']}: "
         + "; ".join(node["target"][0] if node["target"] else "?" for node in v["nodes"][:5])
         for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
     ]
 
 
 def test_the_page_passes_an_accessibility_audit(open_page, axe_source):
-    """axe-core, injected into the page, in every state people see: loading, filled in, with a
-    message, the conditional model's class bar, and on a phone."""
+    """axe-core, injected into the page, in every state people see: loading, filled in, with
+    messages, the conditional model's class bar, and on a phone. The issue asks for no serious
+    or critical violation; there is none of any impact (minor, moderate) either."""
     found: dict[str, list[str]] = {}
     loading = open_page(ready=False, before=lambda p: p.route("**/models", lambda r: None))
-    loading.wait_for_selector("#model-summary")
-    found["loading"] = serious_violations(loading, axe_source)
+    loading.wait_for_function("document.readyState === 'complete'")
+    found["loading"] = violations(loading, axe_source)
     page = open_page()
-    found["fresh"] = serious_violations(page, axe_source)
+    found["fresh"] = violations(page, axe_source)
     fill_everything(page)
-    found["filled"] = serious_violations(page, axe_source)
+    found["filled"] = violations(page, axe_source)
     page.fill("#interp-steps", "1")
     page.click("#interp-run")
     page.wait_for_selector("#interp-steps-error:not([hidden])")
@@ -407,11 +394,11 @@ def test_the_page_passes_an_accessibility_audit(open_page, axe_source):
     page.click("#pad-a-clear")
     page.click("#interp-run")
     page.wait_for_selector("#interpolate-card .card-message:not([hidden])")
-    found["messages"] = serious_violations(page, axe_source)
+    found["messages"] = violations(page, axe_source)
     select_model(page, "mnist-cvae")
-    found["conditional"] = serious_violations(page, axe_source)
+    found["conditional"] = violations(page, axe_source)
     phone = open_page(**PHONE)
-    found["phone"] = serious_violations(phone, axe_source)
+    found["phone"] = violations(phone, axe_source)
     assert all(not v for v in found.values()), found
 
 
