@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider=None) -> Fas
     app.state.documented_routes = [
         route for router in (*served[:-1], *described, served[-1]) for route in router.routes
     ]
+    add_routes(app, v2.fallback_router)  # unknown /v2 paths, before the page's catch-all
     if web.STATIC_DIR.is_dir():
         add_routes(app, web.router)  # last: its catch-all path must not shadow the API
     # Added innermost first: metrics see every response, CORS headers reach the 413s too.

@@ -20,11 +20,11 @@ import pyspng
 from PIL import Image, UnidentifiedImageError
 
 from service.core.errors import BadInput
+from service.models.checks import check_finite, check_images
 from service.models.latents import LATENT_LIMIT
 from service.models.manifest import ImageSpec
 
 DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w-]+=[\w.-]+)*;base64,", re.IGNORECASE)
-RANGE_TOLERANCE = 1e-3
 GAP_GRAY = 96  # between tiles: visible against the black backgrounds of the data sets
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_GRAY, PNG_RGB = 0, 2  # IHDR colour types that libspng decodes to exactly Pillow's pixels
@@ -183,36 +183,6 @@ def array_from_npy(data: bytes) -> np.ndarray:
     return array
 
 
-def check_images(batch: np.ndarray, spec: ImageSpec) -> np.ndarray:
-    """A float batch [N,C,H,W] of the model's size and range; one channel may stand for three."""
-    batch = batch.astype(np.float32, copy=False)
-    channels, height, width = batch.shape[1:]
-    if (height, width) != (spec.height, spec.width):
-        raise BadInput(
-            f"arrays must be {spec.height}x{spec.width} for this model; got {height}x{width} "
-            "(send an encoded image to have it resized)"
-        )
-    if channels != spec.channels:
-        if channels == 1:
-            batch = np.repeat(batch, spec.channels, axis=1)
-        elif channels == 3 and spec.channels == 1:
-            batch = batch.mean(axis=1, keepdims=True)
-        else:
-            raise BadInput(f"arrays must have {spec.channels} channel(s); got {channels}")
-    low, high = spec.value_range
-    smallest, largest = float(batch.min()), float(batch.max())  # NaN and inf show in these
-    if not (math.isfinite(smallest) and math.isfinite(largest)):
-        raise BadInput("image values must be finite numbers; got NaN or infinity")
-    if smallest < low - RANGE_TOLERANCE or largest > high + RANGE_TOLERANCE:
-        raise BadInput(
-            f"image values must lie in [{low}, {high}]; got {smallest:g}..{largest:g} "
-            "(uint8 .npy arrays are read as 0..255)"
-        )
-    if smallest < low or largest > high:
-        return np.clip(batch, low, high)
-    return batch
-
-
 def latents_from_values(values: object, latent_dim: int, max_rows: int) -> np.ndarray:
     """A [N, latent_dim] float32 array from nested lists or an .npy array."""
     array = values if isinstance(values, np.ndarray) else _numeric_array(values, "latents")
@@ -240,11 +210,6 @@ def _numeric_array(values: object, what: str) -> np.ndarray:
     except (ValueError, TypeError, OverflowError) as exc:
         raise BadInput(f"{what} must be a rectangular nested list of numbers") from exc
     return array
-
-
-def check_finite(array: np.ndarray, what: str) -> None:
-    if not np.isfinite(array).all():
-        raise BadInput(f"{what} must be finite numbers; got NaN or infinity")
 
 
 # ---- out ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from service.rest.schemas import (
     InterpolateRequest,
     ScoreRequest,
 )
-from service.v2.protocol import V2InferenceRequest
+from service.v2.protocol import V2InferenceRequest, V2RepositoryIndexRequest
 from service.v2.routes import VERSION as V2_VERSION
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
@@ -45,6 +45,7 @@ EXTRA_SCHEMAS = (
     ScoreRequest,
     ReferenceSet,
     V2InferenceRequest,
+    V2RepositoryIndexRequest,
     Problem,
 )
 

@@ -26,7 +26,7 @@ import orjson
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from service.core.errors import ApiError
+from service.models.oip import BadRequest, check_outputs
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 DATATYPES = {"FP32": np.dtype("<f4"), "FP16": np.dtype("<f2"), "FP64": np.dtype("<f8")}
@@ -39,8 +39,7 @@ Parameters = dict[str, Any]
 _NAN = re.compile(rb"\bNaN\b|\bInfinity\b")  # what JSON encoders write when told to allow them
 
 
-class BadRequest(ApiError):
-    status = 400
+__all__ = ["BadRequest", "InferRequest", "read_request", "write_response"]
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,7 @@ class InferRequest:
         """The outputs to answer, in order, each with whether it goes as binary data."""
         if self.outputs is None:
             return [(name, self.binary_output) for name in available]
-        names = [name for name, _ in self.outputs]
-        unknown = [name for name in names if name not in available]
-        if unknown:
-            raise BadRequest(f"no output named {unknown[0]!r}; the outputs are {list(available)}")
-        if len(set(names)) != len(names):
-            raise BadRequest(f"an output is asked for twice: {names}")
+        check_outputs("", available, [name for name, _ in self.outputs])
         return [(name, self.binary_output if b is None else b) for name, b in self.outputs]
 
 
@@ -314,3 +308,79 @@ class V2InferenceResponse(BaseModel):
     model_version: str
     id: str | None = None
     outputs: list[V2ResponseOutput]
+
+
+class V2ServerLive(BaseModel):
+    live: bool
+
+
+class V2ServerReady(BaseModel):
+    ready: bool
+
+
+class V2ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class V2ConfigTensor(BaseModel):
+    name: str
+    data_type: str = Field(examples=["TYPE_FP32"])
+    dims: list[int] = Field(description="The shape of one batch item (no batch axis).")
+
+
+class V2ModelConfig(BaseModel):
+    """Triton's model configuration, as JSON (the fields this server states)."""
+
+    name: str
+    platform: str
+    backend: str
+    max_batch_size: int = Field(description="The most batch items one request may carry.")
+    input: list[V2ConfigTensor]
+    output: list[V2ConfigTensor]
+    version_policy: dict[str, Any]
+    dynamic_batching: dict[str, Any]
+    instance_group: list[dict[str, Any]]
+    parameters: dict[str, Any]
+
+
+class V2Duration(BaseModel):
+    count: int
+    ns: int
+
+
+class V2InferStatistics(BaseModel):
+    success: V2Duration
+    fail: V2Duration
+    queue: V2Duration
+    compute_input: V2Duration
+    compute_infer: V2Duration
+    compute_output: V2Duration
+    cache_hit: V2Duration
+    cache_miss: V2Duration
+
+
+class V2ModelStatistics(BaseModel):
+    name: str
+    version: str
+    last_inference: int
+    inference_count: int
+    execution_count: int
+    inference_stats: V2InferStatistics
+    batch_stats: list[dict[str, Any]]
+
+
+class V2Statistics(BaseModel):
+    model_stats: list[V2ModelStatistics]
+
+
+class V2RepositoryIndexRequest(BaseModel):
+    repository_name: str | None = None
+    ready: bool | None = Field(None, description="true: list only the ready models.")
+
+
+class V2RepositoryModel(BaseModel):
+    name: str
+    version: str | None = None
+    state: str = Field(examples=["READY", "UNAVAILABLE"])
+    reason: str | None = None

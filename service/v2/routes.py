@@ -11,17 +11,16 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.asgi.routing import ModelRoute
-from service.core.errors import PROBLEM_JSON, UnknownModel, UnsupportedMediaType
+from service.core.errors import PROBLEM_JSON, ApiError, UnsupportedMediaType
 from service.core.metrics import MODEL_SCOPE_KEY
-from service.models.batching import Arrays
+from service.models import oip
 from service.models.served import GraphKind, ServedModel
-from service.rest.codecs import check_finite, check_images
-from service.rest.deps import app_state, loaded_registry
+from service.rest.deps import app_state
 from service.rest.fragments import BINARY, binary_outputs
-from service.rest.inputs import check_count
 from service.rest.responses import json_response
 from service.runtime.protocol import Drain
 from service.v2.protocol import (
@@ -29,17 +28,20 @@ from service.v2.protocol import (
     BadRequest,
     V2Error,
     V2InferenceResponse,
+    V2ModelConfig,
     V2ModelMetadata,
+    V2ModelReady,
+    V2RepositoryModel,
+    V2ServerLive,
     V2ServerMetadata,
+    V2ServerReady,
+    V2Statistics,
     read_request,
     write_response,
 )
 
 TAG = "open inference protocol (v2)"
-VERSION = "1"
-GRAPHS: tuple[GraphKind, ...] = ("encoder", "decoder")
-PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_torchscript"}
-EXTENSIONS = ["binary_tensor_data"]
+VERSION = oip.VERSION
 OCTETS = "application/octet-stream"
 
 router = APIRouter(prefix="/v2", tags=[TAG])
@@ -62,50 +64,129 @@ def errors(*statuses: int, protected: bool = True) -> dict[int | str, dict]:
     return documented
 
 
-HEALTH = {"description": "200: true; 4xx: false. The body is empty.", "response_class": Response}
-
-
 @router.get("", response_model=V2ServerMetadata, summary="Server metadata", responses=errors())
 async def server_metadata(request: Request) -> Response:
-    return json_response(
-        {"name": "latentserve", "version": request.app.version, "extensions": EXTENSIONS}
-    )
+    return json_response(oip.server_metadata(request.app.version))
 
 
-@router.get("/health/live", summary="Server live", responses=errors(protected=False), **HEALTH)
+@router.get(
+    "/health/live",
+    response_model=V2ServerLive,
+    summary="Server live",
+    responses=errors(protected=False),
+)
 async def server_live() -> Response:
-    return Response()
+    return json_response({"live": True})
 
 
 @router.get(
     "/health/ready",
+    response_model=V2ServerReady,
     summary="Server ready: the models are loaded, and the process is not shutting down",
-    responses=errors(400, protected=False),
-    **HEALTH,
+    description='200 with `{"ready": true}`; 400 with `{"ready": false}`.',
+    responses={400: {"model": V2ServerReady, "description": "Not ready"}},
 )
 async def server_ready(request: Request) -> Response:
-    registry = app_state(request).registry
-    ready = registry is not None and bool(registry.models) and not Drain.active
-    return Response(status_code=200 if ready else 400)
+    ready = oip.server_ready(app_state(request), Drain.active)
+    return json_response({"ready": ready}, 200 if ready else 400)
 
 
-@router.get("/models/{model}/ready", summary="Model ready", responses=errors(404, 503), **HEALTH)
+@router.get(
+    "/models/{model}/ready",
+    response_model=V2ModelReady,
+    summary="Model ready",
+    responses=errors(404, 503),
+)
 async def model_ready(request: Request, model: str = ModelPath) -> Response:
     _resolve(request, model, None)
-    return Response()
+    return json_response({"name": model, "ready": True})
 
 
 @router.get(
     "/models/{model}/versions/{version}/ready",
+    response_model=V2ModelReady,
     summary="Model version ready",
     responses=errors(404, 503),
-    **HEALTH,
 )
 async def model_version_ready(
     request: Request, model: str = ModelPath, version: str = VersionPath
 ) -> Response:
     _resolve(request, model, version)
-    return Response()
+    return json_response({"name": model, "ready": True})
+
+
+STATS_DOC = (
+    "Triton's statistics extension, from the graph runners' own measures (docs/service.md): "
+    "`inference_count` batch items, `execution_count` graph calls; `compute_infer` counts "
+    "a batch once."
+)
+
+
+# Before /models/{model}, which would take "stats" for a model's name.
+@router.get(
+    "/models/stats",
+    response_model=V2Statistics,
+    summary="Statistics of every model",
+    description=STATS_DOC,
+    responses=errors(503),
+)
+async def all_statistics(request: Request) -> Response:
+    return json_response(oip.statistics(app_state(request), None, None))
+
+
+@router.get(
+    "/models/{model}/stats",
+    response_model=V2Statistics,
+    summary="Model statistics",
+    description=STATS_DOC,
+    responses=errors(404, 503),
+)
+async def model_statistics(request: Request, model: str = ModelPath) -> Response:
+    return _answer(request, model, oip.statistics, model, None)
+
+
+@router.get(
+    "/models/{model}/versions/{version}/stats",
+    response_model=V2Statistics,
+    summary="Model version statistics",
+    description=STATS_DOC,
+    responses=errors(404, 503),
+)
+async def model_version_statistics(
+    request: Request, model: str = ModelPath, version: str = VersionPath
+) -> Response:
+    return _answer(request, model, oip.statistics, model, version)
+
+
+CONFIG_DOC = (
+    "Triton's model configuration (model_config.proto as JSON), as perf_analyzer reads it: "
+    "`max_batch_size` is the most batch items one request may carry, `dims` leave out the "
+    "batch axis, `dynamic_batching` states the graph runner's settings."
+)
+
+
+@router.get(
+    "/models/{model}/config",
+    response_model=V2ModelConfig,
+    summary="Model configuration",
+    description=CONFIG_DOC,
+    responses=errors(404, 503),
+)
+async def model_config(request: Request, model: str = ModelPath) -> Response:
+    return _answer(request, model, oip.model_config, model, None)
+
+
+@router.get(
+    "/models/{model}/versions/{version}/config",
+    response_model=V2ModelConfig,
+    summary="Model version configuration",
+    description=CONFIG_DOC,
+    responses=errors(404, 503),
+)
+async def model_version_config(
+    request: Request, model: str = ModelPath, version: str = VersionPath
+) -> Response:
+    return _answer(request, model, oip.model_config, model, version)
 
 
 @router.get(
@@ -115,7 +196,7 @@ async def model_version_ready(
     responses=errors(404, 503),
 )
 async def model_metadata(request: Request, model: str = ModelPath) -> Response:
-    return _metadata(request, model, None)
+    return _answer(request, model, oip.model_metadata, model, None)
 
 
 @router.get(
@@ -127,7 +208,66 @@ async def model_metadata(request: Request, model: str = ModelPath) -> Response:
 async def model_version_metadata(
     request: Request, model: str = ModelPath, version: str = VersionPath
 ) -> Response:
-    return _metadata(request, model, version)
+    return _answer(request, model, oip.model_metadata, model, version)
+
+
+@router.post(
+    "/repository/index",
+    response_model=list[V2RepositoryModel],
+    summary="Repository index: every model and its state",
+    description=(
+        "The model repository extension's index: each `<model>-encoder` and `<model>-decoder` "
+        "READY, those of refused folders UNAVAILABLE with the reason. The body is optional; "
+        '`{"ready": true}` lists only the ready ones.'
+    ),
+    responses=errors(400, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/V2RepositoryIndexRequest"}
+                }
+            },
+        }
+    },
+)
+async def repository_index(request: Request) -> Response:
+    body = await request.body()
+    ready = False
+    if body.strip():
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the index request is not valid JSON: {exc}") from exc
+        if not isinstance(message, dict):
+            raise BadRequest("the index request must be a JSON object")
+        ready = message.get("ready")
+        if ready is not None and not isinstance(ready, bool):
+            raise BadRequest("`ready` must be true or false")
+        ready = bool(ready)
+        if not isinstance(message.get("repository_name", ""), str | None):
+            raise BadRequest("`repository_name` must be a string")
+    return json_response(oip.repository_index(app_state(request), ready))
+
+
+REFUSAL = {
+    "description": (
+        "Refused, always: the models are the model directory's folders; change them and send "
+        "SIGHUP to reload (docs/service.md). 403 with the protocol's error."
+    ),
+    "responses": {403: {"model": V2Error, "description": "Not supported here"}, **errors()},
+}
+
+
+@router.post("/repository/models/{model}/load", summary="Load a model (refused)", **REFUSAL)
+async def repository_load(model: str = ModelPath) -> Response:
+    oip.refuse_repository_control()
+
+
+@router.post("/repository/models/{model}/unload", summary="Unload a model (refused)", **REFUSAL)
+async def repository_unload(model: str = ModelPath) -> Response:
+    oip.refuse_repository_control()
 
 
 def path_parameter(name: str, description: str, example: str) -> dict:
@@ -211,89 +351,58 @@ async def infer_version(request: Request) -> Response:
 
 
 def _resolve(request: Request, name: str, version: str | None) -> tuple[ServedModel, GraphKind]:
-    registry = loaded_registry(request)
-    base, _, kind = name.rpartition("-")
-    served = registry.models.get(base) if kind in GRAPHS else None
-    if served is None:
-        refused = next((f for f in registry.failed if f.name == base), None)
-        if refused is not None and kind in GRAPHS:
-            raise UnknownModel(f"model {base!r} was refused at start-up: {refused.reason}")
-        raise UnknownModel(
-            f"no model named {name!r}; each of {', '.join(sorted(registry.models))} is served "
-            "as <name>-encoder and <name>-decoder"
-        )
-    if version not in (None, VERSION):
-        raise UnknownModel(f"model {name!r} has one version, {VERSION}; got {version!r}")
+    served, kind = oip.resolve(app_state(request), name, version)
     request.scope[MODEL_SCOPE_KEY] = name
-    return served, kind  # type: ignore[return-value]
+    return served, kind
 
 
-def _metadata(request: Request, name: str, version: str | None) -> Response:
-    served, kind = _resolve(request, name, version)
-    manifest = served.manifest
-    signature = getattr(manifest, kind)
-
-    def tensors(names: list[str]) -> list[dict]:
-        return [
-            {"name": n, "datatype": "FP32", "shape": [-1, *manifest.item_shape(n)]} for n in names
-        ]
-
-    backend = app_state(request).backend.name
-    return json_response(
-        {
-            "name": name,
-            "versions": [VERSION],
-            "platform": PLATFORMS.get(backend, backend),
-            "inputs": tensors(signature.inputs),
-            "outputs": tensors(signature.outputs),
-        }
-    )
+def _answer(request: Request, name: str, call, *args) -> Response:
+    """A data-plane answer about one protocol model, recorded under its name in the metrics."""
+    body = call(app_state(request), *args)
+    request.scope[MODEL_SCOPE_KEY] = name
+    return json_response(body)
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    served, kind = _resolve(request, name, version)
+    state = app_state(request)
+    served, kind = oip.resolve(state, name, version)
+    request.scope[MODEL_SCOPE_KEY] = name
     if request.headers.get("content-encoding", "identity") != "identity":
         raise UnsupportedMediaType("compressed request bodies are not supported; send it as is")
     message = read_request(await request.body(), request.headers.get(HEADER_LENGTH))
     signature = getattr(served.manifest, kind)
     plan = message.output_plan(signature.outputs)
-    inputs = _graph_inputs(request, served, name, signature.inputs, message.inputs)
+    inputs = oip.graph_inputs(state, served, kind, name, message.inputs)
     outputs = await served.run(kind, inputs)
     return write_response(name, VERSION, message.id, outputs, plan)
 
 
-def _graph_inputs(
-    request: Request,
-    served: ServedModel,
-    name: str,
-    expected: list[str],
-    given: Arrays,
-) -> Arrays:
-    """The request's tensors checked against the graph: names, shapes, batch size, values."""
-    if sorted(given) != sorted(expected):
-        raise BadRequest(f"model {name!r} takes the inputs {expected}; got {list(given)}")
-    manifest = served.manifest
-    counts = set()
-    for tensor in expected:
-        array = given[tensor]
-        shape = manifest.item_shape(tensor)
-        if array.shape[1:] != shape or array.ndim != len(shape) + 1:
-            raise BadRequest(
-                f"input {tensor!r} of {name!r} must have the shape {[-1, *shape]}; "
-                f"got {list(array.shape)}"
-            )
-        counts.add(array.shape[0])
-    if len(counts) > 1:
-        raise BadRequest(f"the inputs of {name!r} must have one batch size; got {sorted(counts)}")
-    check_count(counts.pop(), app_state(request).settings, "batch items")
-    checked: Arrays = {}
-    for tensor, array in given.items():
-        if tensor == "image":
-            checked[tensor] = check_images(array, manifest.image)
-        else:
-            check_finite(array, f"{tensor} values")
-            checked[tensor] = array
-    return checked
+# Last under /v2 (before the web page's catch-all): whatever no route above takes.
+fallback_router = APIRouter(prefix="/v2", include_in_schema=False)
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@fallback_router.api_route("/{path:path}", methods=METHODS)
+async def unknown(request: Request) -> Response:
+    """404 for an unknown /v2 path whatever the method; 405 where a /v2 route has the path."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        if getattr(route, "endpoint", None) is unknown:
+            continue
+        path = getattr(route, "path", "")
+        if path.startswith("/v2") and route.matches(request.scope)[0] is Match.PARTIAL:
+            allowed |= set(getattr(route, "methods", None) or ())
+    if allowed:
+        raise ApiError(
+            f"{request.method} is not allowed here; use {', '.join(sorted(allowed))}",
+            status=405,
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
+    raise ApiError(
+        f"no such route under /v2: {request.method} {request.url.path}; see /docs for the "
+        "protocol's routes",
+        status=404,
+    )
 
 
 class ErrorBodies:

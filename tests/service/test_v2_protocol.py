@@ -486,9 +486,20 @@ def test_compressed_requests_are_refused(client):
     assert caught.value.status() == "415" and "compressed" in caught.value.message()
 
 
-def test_unknown_routes_under_v2_answer_the_protocols_error(shipped):
-    response = shipped.get("/v2/models/mnist-vae-encoder/stats")
-    assert response.status_code == 404 and response.json()["error"]
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH"])
+def test_unknown_routes_under_v2_answer_the_protocols_error(shipped, method):
+    for path in ("/v2/nothing", "/v2/models/mnist-vae-encoder/nothing", "/v2/repository/x"):
+        response = shipped.request(method, path)
+        assert response.status_code == 404, (method, path)
+        assert "no such route under /v2" in response.json()["error"]
+
+
+def test_a_known_v2_path_with_another_method_is_405(shipped):
+    response = shipped.put("/v2/models/mnist-vae-encoder")
+    assert response.status_code == 405 and response.headers["allow"] == "GET"
+    assert response.json() == {"error": "PUT is not allowed here; use GET"}
+    response = shipped.get("/v2/repository/index")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
 
 
 def test_metrics_count_v2_requests_per_model(client, shipped):
