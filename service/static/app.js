@@ -99,6 +99,8 @@ async function run(card, work, { key = card, usesClass = true } = {}) {
     if (fresh()) {
       unsay(panelMessage(card));
       unsay($("notice"));
+      $("api-key").classList.remove("needed"); // the server took this call: the key is fine
+      $("api-key").removeAttribute("aria-invalid");
     }
     return true;
   } catch (error) {

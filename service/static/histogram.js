@@ -58,12 +58,18 @@ export function drawHistogram(canvas, calibration, score = null) {
   context.setLineDash([]);
   context.fillStyle = "#5f6b80";
   context.font = "11px system-ui, sans-serif";
+  // The axis' two ends, and the threshold's label under its line where it fits between them.
+  const [lowText, highText, thresholdText] = [format(low), format(high), `threshold ${format(threshold)}`];
+  const widthOf = (text) => context.measureText(text).width;
+  const [first, last] = [pad.left + widthOf(lowText) + 8, width - pad.right - widthOf(highText) - 8];
+  const room = last - widthOf(thresholdText);
   context.textAlign = "left";
-  context.fillText(format(low), pad.left, height - 6);
-  context.textAlign = "right";
-  context.fillText(format(high), width - pad.right, height - 6);
-  context.textAlign = "center";
-  context.fillText(`threshold ${format(threshold)}`, Math.min(x(threshold), width - 60), height - 6);
+  context.fillText(lowText, pad.left, height - 6);
+  context.fillText(thresholdText, Math.min(Math.max(x(threshold) - widthOf(thresholdText) / 2, first), room), height - 6);
+  if (room >= first) {
+    context.textAlign = "right";
+    context.fillText(highText, width - pad.right, height - 6);
+  }
   canvas.setAttribute(
     "aria-label",
     `Histogram of the validation scores from ${format(low)} to ${format(high)}, threshold ${format(threshold)}` +
