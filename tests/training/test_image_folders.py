@@ -118,6 +118,9 @@ def train_and_export(capsys, data_root: Path, out: Path, *extra: str) -> dict:
     runs = out.parent / "runs"
     argv = ["train", "--dataset", "image-folder", "--data-root", str(data_root), *TINY]
     assert cli.main([*argv, "--no-plots", "--output-dir", str(runs), *extra]) == 0
+    trained = capsys.readouterr()
+    assert "\r" not in trained.err, "a progress bar drawn where stderr is not a terminal"
+    assert "test metrics:" in trained.out
     (best,) = runs.glob("*/best.pt")
     assert cli.main(["export", str(best), str(out)]) == 0, capsys.readouterr().err
     return json.loads((out / "manifest.json").read_text())
