@@ -12,7 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import skip_or_fail  # noqa: E402
-from tests.deploy import containers  # noqa: E402
+from tests.deploy import containers, swarm  # noqa: E402
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The swarm test's failure counts and times, shown with or without -s (as under CI)."""
+    if swarm.SUMMARY:
+        terminalreporter.section("swarm: failure counts and times")
+        for line in swarm.SUMMARY:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

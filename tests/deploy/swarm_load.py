@@ -6,8 +6,9 @@
 Each worker POSTs one small /encode after another on a keep-alive connection. The run ends by
 itself after --seconds or --max-requests, whichever comes first (or sooner, once the stop
 file exists), and prints one JSON object: requests, failed, statuses, the node that served
-each (HAProxy's X-Served-By), the requests per second and the slowest request. It refuses any
-URL whose host is not loopback: the load balancer it talks to runs in the same namespace.
+each (HAProxy's X-Served-By), how many answers carried an X-Request-ID, the requests per
+second and the slowest request. It refuses any URL whose host is not loopback: the load
+balancer it talks to runs in the same namespace.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = threading.Lock()
     statuses: Counter = Counter()
     served: Counter = Counter()
+    with_id = [0]  # answers that carry an X-Request-ID (HAProxy makes one, the replica echoes it)
     slowest = [0.0]
     sent = [0]
     image = np.random.default_rng(0).random((28, 28)).round(3).tolist()
@@ -67,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     response = http.post("/encode", content=body, headers=headers)
                     key, node = response.status_code, response.headers.get("X-Served-By")
+                    has_id = "X-Request-ID" in response.headers
                 except httpx.HTTPError as error:
-                    key, node = type(error).__name__, None
+                    key, node, has_id = type(error).__name__, None, False
                 took = time.monotonic() - started
                 with lock:
                     statuses[key] += 1
                     if key == 200 and node:
                         served[node] += 1
+                    with_id[0] += has_id
                     slowest[0] = max(slowest[0], took)
 
     started = time.monotonic()
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 "failed": total - statuses[200],
                 "statuses": {str(k): v for k, v in statuses.items()},
                 "served_by": dict(served),
+                "with_request_id": with_id[0],
                 "seconds": round(elapsed, 2),
                 "per_second": round(total / elapsed, 1) if elapsed else 0,
                 "slowest_seconds": round(slowest[0], 3),

@@ -90,6 +90,7 @@ def cluster(images) -> Iterator[Cluster]:
         FIGURES["down_seconds"] = round(time.monotonic() - down_started, 1)
         FIGURES["swarm_test_seconds"] = round(time.monotonic() - started, 1)
         print(f"\nswarm figures: {json.dumps(FIGURES)}")
+        swarm_module.SUMMARY.append(f"swarm figures: {json.dumps(FIGURES)}")
 
 
 def node_down_in_swarm(cluster: Cluster, via: int, timeout: float = 60) -> float:
@@ -103,7 +104,9 @@ def node_down_in_swarm(cluster: Cluster, via: int, timeout: float = 60) -> float
 
 def assert_few_failures(result: dict, name: str) -> None:
     FIGURES[name] = result
-    print(f"\n{name}: {result['failed']} of {result['requests']} requests failed: {result}")
+    line = f"{name}: {result['failed']} of {result['requests']} requests failed"
+    print(f"\n{line}: {result}")
+    swarm_module.SUMMARY.append(line)
     assert result["requests"] >= 2000, "too little load to measure a tenth of a percent"
     assert result["failed"] / result["requests"] < MAX_FAILED_FRACTION, result
 
@@ -119,6 +122,8 @@ def test_the_stack_runs_one_replica_per_node_behind_haproxy(cluster):
         pass
     FIGURES["spread"] = run.result
     assert run.result["failed"] == 0, run.result
+    assert run.result["with_request_id"] == run.result["requests"], "HAProxy makes one"
+
     assert set(run.result["served_by"]) == {f"node{k}" for k in range(1, REPLICAS + 1)}
 
 
@@ -179,7 +184,9 @@ def test_a_rolling_update_under_load_fails_no_request(cluster, images):
     running = [t["Image"] for t in cluster.tasks(SERVICE, via=1) if t["DesiredState"] == "Running"]
     assert running == [update] * REPLICAS
     FIGURES["update"] = run.result
-    print(f"\nrolling update: {run.result['failed']} of {run.result['requests']} failed")
+    line = f"rolling update: {run.result['failed']} of {run.result['requests']} requests failed"
+    print(f"\n{line}")
+    swarm_module.SUMMARY.append(line)
     assert run.result["requests"] >= 2000
     assert run.result["failed"] == 0, run.result
 
