@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Literal, TypeVar
 
 import httpx
+import numpy as np
 
 from client import calls
 from client.calls import Call, ImageOutput, Labels, LatentOrImage
@@ -157,9 +158,17 @@ class Client:
             calls.reconstruct(images, labels=labels, model=model or self.model, output=output)
         )
 
-    def score(self, images: Images, *, model: str | None = None) -> Scores:
-        """Anomaly scores of the images, their percentiles and verdicts (POST /score)."""
-        return self._send(calls.score(images, model=model or self.model))
+    def score(
+        self, images: Images, *, model: str | None = None, maps: bool = False, **thresholds
+    ) -> Scores:
+        """Anomaly scores of the images, their percentiles and verdicts (POST /score); with
+        `maps`, heatmaps and pixel thresholds too. `threshold=`, `corrected_threshold=` and
+        `pixel_threshold=` override the calibrated ones."""
+        return self._send(calls.score(images, model=model or self.model, maps=maps, **thresholds))
+
+    def score_maps(self, images: Images, *, model: str | None = None) -> np.ndarray:
+        """Where each image is anomalous: float32 per-pixel maps [N, H, W] (POST /score)."""
+        return self._send(calls.score_maps(images, model=model or self.model))
 
     def models(self) -> ModelList:
         return self._send(calls.models())
@@ -310,9 +319,17 @@ class AsyncClient:
             calls.reconstruct(images, labels=labels, model=model or self.model, output=output)
         )
 
-    async def score(self, images: Images, *, model: str | None = None) -> Scores:
-        """Anomaly scores of the images, their percentiles and verdicts (POST /score)."""
-        return await self._send(calls.score(images, model=model or self.model))
+    async def score(
+        self, images: Images, *, model: str | None = None, maps: bool = False, **thresholds
+    ) -> Scores:
+        """Anomaly scores of the images (see Client.score)."""
+        return await self._send(
+            calls.score(images, model=model or self.model, maps=maps, **thresholds)
+        )
+
+    async def score_maps(self, images: Images, *, model: str | None = None) -> np.ndarray:
+        """Per-pixel anomaly maps [N, H, W] (see Client.score_maps)."""
+        return await self._send(calls.score_maps(images, model=model or self.model))
 
     async def models(self) -> ModelList:
         return await self._send(calls.models())

@@ -129,9 +129,12 @@ SCORE_COLUMNS = ("score", "percentile", "anomalous")
 async def score(args: argparse.Namespace) -> None:
     names = image_names(args)
     job = {"command": "score", "model": args.model, "batch_size": args.batch_size}
+    if args.maps:
+        job["maps"] = str(args.maps)
+        args.maps.mkdir(parents=True, exist_ok=True)
 
     async def score_chunk(client: AsyncClient, chunk: list[str], index: int) -> dict:
-        result = await client.score(chunk)
+        result = await client.score(chunk, maps=args.maps is not None)
         arrays = {
             "model": np.asarray(result.model),
             "score_name": np.asarray(result.score),
@@ -139,6 +142,8 @@ async def score(args: argparse.Namespace) -> None:
         }
         if result.corrected is not None:
             arrays |= _score_columns(result.corrected, "corrected_")
+        if result.maps is not None:
+            arrays |= _write_heatmaps(args.maps, chunk, index * args.batch_size, result.maps)
         return arrays
 
     store, count = await _chunked_job(args, "score", names, job, score_chunk)
@@ -158,6 +163,18 @@ async def score(args: argparse.Namespace) -> None:
         f"to {args.out}: {flagged} anomalous",
         file=sys.stderr,
     )
+
+
+def _write_heatmaps(folder: Path, chunk: list[str], start: int, maps) -> dict[str, np.ndarray]:
+    """Each image's heatmap as `<folder>/<position>_<stem>.png`; the CSV's map columns."""
+    files = [f"{start + i:06d}_{Path(name).stem}.png" for i, name in enumerate(chunk)]
+    for file, png in zip(files, maps.heatmaps, strict=True):
+        (folder / file).write_bytes(png)
+    return {
+        "anomalous_pixels": maps.anomalous_pixels,
+        "pixel_threshold": maps.pixel_thresholds,
+        "heatmap": np.asarray(files),
+    }
 
 
 def _score_columns(result, prefix: str) -> dict[str, np.ndarray]:
@@ -349,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     sco.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     sco.add_argument("-o", "--out", type=Path, required=True, help="the .csv to write")
     sco.add_argument("--restart", action="store_true", help="discard partial results")
+    sco.add_argument(
+        "--maps",
+        type=Path,
+        metavar="DIR",
+        help="also write each image's anomaly heatmap (PNG) into DIR, named in the CSV",
+    )
 
     smp = command("sample", "generated images -> folder of PNGs")
     smp.add_argument("-n", type=positive, default=16, help="number of images (default 16)")

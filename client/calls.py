@@ -6,6 +6,8 @@ No I/O happens here, so the sync and the async client share every line of it.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -68,6 +70,10 @@ def _json(parse: Callable[[dict], T]) -> Callable[[httpx.Response], T]:
     return lambda response: parse(response.json())
 
 
+def _npy(response: httpx.Response) -> np.ndarray:
+    return np.load(io.BytesIO(response.content), allow_pickle=False)
+
+
 def _common(model: str | None, output: ImageOutput | None = None) -> Params:
     params: Params = []
     if model:
@@ -126,8 +132,32 @@ def reconstruct(
     return _image_request("/reconstruct", images, labels, params, _json(Reconstruction.from_json))
 
 
-def score(images, *, model: str | None = None) -> Call[Scores]:
-    return _image_request("/score", images, None, _common(model), _json(Scores.from_json))
+def score(
+    images,
+    *,
+    model: str | None = None,
+    maps: bool = False,
+    threshold: float | None = None,
+    corrected_threshold: float | None = None,
+    pixel_threshold: float | None = None,
+) -> Call[Scores]:
+    params = _common(model) + _score_params(threshold, corrected_threshold, pixel_threshold)
+    if maps:
+        params.append(("maps", "true"))
+    return _image_request("/score", images, None, params, _json(Scores.from_json))
+
+
+def score_maps(images, *, model: str | None = None) -> Call[np.ndarray]:
+    """The per-pixel anomaly maps, float32 [N, H, W] (POST /score?maps=true as .npy)."""
+    call = _image_request("/score", images, None, _common(model) + [("maps", "true")], _npy)
+    return dataclasses.replace(call, headers={**call.headers, "Accept": NPY_MEDIA_TYPE})
+
+
+def _score_params(*thresholds: float | None) -> Params:
+    names = ("threshold", "corrected_threshold", "pixel_threshold")
+    return [
+        (name, value) for name, value in zip(names, thresholds, strict=True) if value is not None
+    ]
 
 
 def decode(

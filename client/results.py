@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,20 +88,48 @@ class ScoreResult:
 
 
 @dataclass(frozen=True)
+class ScoreMaps:
+    """Where each image is anomalous (POST /score?maps=true); the float maps themselves come
+    from `Client.score_maps`."""
+
+    unit: str  # per pixel: nats or squared error
+    sigma: float
+    pixel_thresholds: np.ndarray  # [N]
+    heatmaps: list[bytes]  # PNG files, one per image
+    anomalous_pixels: np.ndarray  # [N] int
+    peaks: np.ndarray  # [N] largest map value
+
+    @classmethod
+    def from_json(cls, body: dict) -> ScoreMaps:
+        return cls(
+            unit=body["unit"],
+            sigma=float(body["sigma"]),
+            pixel_thresholds=np.asarray(body["pixel_thresholds"], dtype=np.float64),
+            heatmaps=[base64.b64decode(text) for text in body["heatmaps"]],
+            anomalous_pixels=np.asarray(body["anomalous_pixels"], dtype=np.int64),
+            peaks=np.asarray(body["peaks"], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
 class Scores(ScoreResult):
     """POST /score: the model's score, and its complexity-corrected one where it has one."""
 
     model: str = ""
     corrected: ScoreResult | None = None
+    classes: np.ndarray | None = None  # conditional models: each image's best class
+    maps: ScoreMaps | None = None
 
     @classmethod
     def from_json(cls, body: dict) -> Scores:
         plain = ScoreResult.from_json(body)
-        corrected = body.get("corrected")
+        corrected, maps, classes = body.get("corrected"), body.get("maps"), body.get("classes")
         return cls(
             **vars(plain),
             model=body["model"],
             corrected=ScoreResult.from_json(corrected) if corrected else None,
+            classes=None if classes is None else np.asarray(classes, dtype=np.int64),
+            maps=ScoreMaps.from_json(maps) if maps else None,
         )
 
 

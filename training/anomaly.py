@@ -20,13 +20,14 @@ import numpy as np
 import onnxruntime as ort
 
 from service.models import scores
-from service.models.manifest import Calibration, ScoreCalibration
+from service.models.manifest import Calibration, InkRange, PixelCalibration, ScoreCalibration
 
 DEFAULT_QUANTILE = 0.99
 NOISE_SIGMA = 0.5
 NOISE_SET = f"gaussian_noise_{NOISE_SIGMA:g}"
 OUTLIER_IMAGES = 2000  # outlier images per set, at most (the first of its test split)
 BATCH = 200  # images per graph call (times the classes of a conditional model)
+PIXEL_SIGMA = 1.0  # the Gaussian smoothing of the pixel maps, in pixels
 
 
 @dataclass
@@ -48,7 +49,6 @@ class GraphScorer:
         providers = ["CPUExecutionProvider"]
         self.encoder = ort.InferenceSession(str(folder / "encoder.onnx"), options, providers)
         self.decoder = ort.InferenceSession(str(folder / "decoder.onnx"), options, providers)
-        self.decoder_outputs = [output.name for output in self.decoder.get_outputs()]
         self.variational = variational
         self.num_classes = num_classes
         self.reconstruction = reconstruction
@@ -59,33 +59,51 @@ class GraphScorer:
         return plain, scores.CORRECTED[plain] if self.reconstruction == "bce" else None
 
     def __call__(self, name: str, images: np.ndarray) -> np.ndarray:
+        return self.assess(images).scores[name]
+
+    def pixel_maps(self, images: np.ndarray, sigma: float = 0.0) -> np.ndarray:
+        """[N, H, W] per-pixel maps (scores.pixel_maps), under each image's best class."""
+        return self.assess(images, sigma).maps
+
+    def assess(self, images: np.ndarray, sigma: float | None = None) -> scores.Assessment:
+        """Both scores, the best class and (given `sigma`) the pixel maps of `images`."""
         images = np.asarray(images, np.float32)
-        return np.concatenate(
-            [self._batch(name, images[i : i + BATCH]) for i in range(0, len(images), BATCH)]
+        parts = [self._batch(images[i : i + BATCH], sigma) for i in range(0, len(images), BATCH)]
+        joined = {
+            field: None if getattr(parts[0], field) is None else _concat(parts, field)
+            for field in ("best_class", "reconstructions", "maps")
+        }
+        names = parts[0].scores
+        return scores.Assessment(
+            scores={n: np.concatenate([p.scores[n] for p in parts]) for n in names}, **joined
         )
 
-    def _batch(self, name: str, images: np.ndarray) -> np.ndarray:
-        if not self.num_classes:
-            return self._score(name, images, {})
-        tiled, labels = scores.every_class(images, self.num_classes)
-        onehot = np.eye(self.num_classes, dtype=np.float32)[labels]
-        return scores.lowest_over_classes(self._score(name, tiled, {"label": onehot}), len(images))
-
-    def _score(self, name: str, images: np.ndarray, label: dict) -> np.ndarray:
-        outputs = self.encoder.run(None, {"image": images, **label})
-        mean = outputs[0]
-        logvar = outputs[1] if self.variational else None
-        outputs = self.decoder.run(None, {"latent": mean, **label})
-        decoded = dict(zip(self.decoder_outputs, outputs, strict=True))
-        return scores.compute(
-            name,
-            images,
-            decoded["image"],
-            mean,
-            logvar,
-            self.reconstruction,
-            logits=decoded.get("logits"),
+    def _batch(self, images: np.ndarray, sigma: float | None) -> scores.Assessment:
+        rows, label = images, {}
+        if self.num_classes:
+            rows, labels = scores.every_class(images, self.num_classes)
+            label = {"label": np.eye(self.num_classes, dtype=np.float32)[labels]}
+        encoded = self.encoder.run(None, {"image": rows, **label})
+        outputs = dict(zip(self._names(self.encoder), encoded, strict=True))
+        mean = outputs.get("mean", outputs.get("latent"))
+        decoded = self.decoder.run(None, {"latent": mean, **label})
+        outputs |= dict(zip(self._names(self.decoder), decoded, strict=True))
+        return scores.assess(
+            list(filter(None, self.score_names())),
+            rows,
+            outputs,
+            count=len(images),
+            reconstruction=self.reconstruction,
+            sigma=sigma,
         )
+
+    @staticmethod
+    def _names(session: ort.InferenceSession) -> list[str]:
+        return [output.name for output in session.get_outputs()]
+
+
+def _concat(parts: list[scores.Assessment], field: str) -> np.ndarray:
+    return np.concatenate([getattr(part, field) for part in parts])
 
 
 def calibrate(
@@ -96,22 +114,27 @@ def calibrate(
     *,
     quantile: float = DEFAULT_QUANTILE,
     seed: int = 0,
+    sigma: float = PIXEL_SIGMA,
 ) -> tuple[Calibration, ScoreSamples]:
-    """The calibration (threshold and quantiles on `validation`, figures on `test` and the
-    outlier sets, plus `test` under Gaussian noise) and the held-out scores behind it."""
+    """The calibration (thresholds and quantiles on `validation`, figures on `test` and the
+    outlier sets, plus `test` under Gaussian noise; the pixel maps' threshold; the ink range)
+    and the held-out scores behind it."""
     held_out = {**outliers, NOISE_SET: noisy(test, NOISE_SIGMA, seed)}
-    samples = ScoreSamples()
+    normal = scorer.assess(validation, sigma)
+    samples = ScoreSamples(test=scorer.assess(test).scores)
+    judged = {key: scorer.assess(images).scores for key, images in held_out.items()}
     calibrated = {}
-    for name in filter(None, scorer.score_names()):
-        samples.test[name] = scorer(name, test)
-        samples.outliers[name] = {key: scorer(name, images) for key, images in held_out.items()}
+    for name in normal.scores:
+        samples.outliers[name] = {key: values[name] for key, values in judged.items()}
         calibrated[name] = score_calibration(
             name,
-            scorer(name, validation),
+            normal.scores[name],
             samples.test[name],
             samples.outliers[name],
             quantile=quantile,
             reconstruction=scorer.reconstruction,
+            best_class=normal.best_class,
+            classes=scorer.num_classes,
         )
     plain, fixed = scorer.score_names()
     calibration = Calibration(
@@ -119,6 +142,8 @@ def calibrate(
         images=len(validation),
         score=calibrated[plain],
         corrected=calibrated[fixed] if fixed else None,
+        pixel=pixel_calibration(normal, quantile, sigma, scorer.reconstruction, scorer.num_classes),
+        ink=ink_range(validation),
     )
     return calibration, samples
 
@@ -131,6 +156,8 @@ def score_calibration(
     *,
     quantile: float,
     reconstruction: str,
+    best_class: np.ndarray | None = None,
+    classes: int = 0,
 ) -> ScoreCalibration:
     levels = scores.quantile_levels()
     threshold = float(np.quantile(validation, quantile))
@@ -148,7 +175,49 @@ def score_calibration(
         levels=levels.tolist(),
         quantiles=scores.quantiles(validation, levels).tolist(),
         evaluation=evaluation,
+        per_class_thresholds=per_class(validation, best_class, classes, quantile, threshold),
     )
+
+
+def pixel_calibration(
+    normal: scores.Assessment, quantile: float, sigma: float, reconstruction: str, classes: int
+) -> PixelCalibration:
+    """The pixel threshold: the `quantile` of the validation images' largest map value, so
+    that a normal image shows any anomalous pixel as often as it scores anomalous."""
+    peaks = normal.maps.reshape(len(normal.maps), -1).max(axis=1)
+    threshold = float(np.quantile(peaks, quantile))
+    return PixelCalibration(
+        unit="squared error" if reconstruction == "mse" else "nats",
+        sigma=sigma,
+        statistic=f"the {quantile:.0%} quantile of the validation images' largest pixel value",
+        quantile=quantile,
+        threshold=threshold,
+        per_class=per_class(peaks, normal.best_class, classes, quantile, threshold),
+    )
+
+
+def per_class(
+    values: np.ndarray, best_class: np.ndarray | None, classes: int, quantile: float, overall: float
+) -> list[float] | None:
+    """The `quantile` of `values` among the images each class explains best (conditional
+    models), or the overall threshold for a class with too few such images to estimate it."""
+    if best_class is None:
+        return None
+    enough = int(np.ceil(1 / (1 - quantile)))
+    return [
+        float(np.quantile(values[best_class == c], quantile))
+        if (best_class == c).sum() >= enough
+        else overall
+        for c in range(classes)
+    ]
+
+
+def ink_range(validation: np.ndarray, quantile: float = 0.001) -> InkRange:
+    """The validation images' ink between its tail quantiles, widened by half the distance to
+    the ends (0 and 1): a digit's ink varies more than a thousand images show."""
+    ink = scores.image_ink(validation)
+    low, high = np.quantile(ink, [quantile, 1 - quantile])
+    return InkRange(quantile=quantile, low=float(low / 2), high=float(high + (1 - high) / 2))
 
 
 def noisy(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:

@@ -93,6 +93,8 @@ class ScoreCalibration(_Strict):
     quantiles: list[float]  # the validation scores at those levels, non-decreasing
     # held-out figures: test_false_alarm_rate, auroc_<outlier set>, ...
     evaluation: dict[str, float] = {}
+    # conditional models: the threshold for images best explained by each class, by class
+    per_class_thresholds: list[float] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoreCalibration:
@@ -106,17 +108,41 @@ class ScoreCalibration(_Strict):
         return self
 
 
+class PixelCalibration(_Strict):
+    """The threshold of the per-pixel anomaly maps (service/models/scores.pixel_maps)."""
+
+    unit: str  # the map's units per pixel: nats or squared error
+    sigma: float = Field(ge=0)  # the Gaussian smoothing of the maps, in pixels
+    statistic: str  # how the threshold was taken, in words
+    quantile: float = Field(gt=0, lt=1)
+    threshold: float  # a pixel above it is anomalous
+    per_class: list[float] | None = None  # conditional models: by the image's best class
+    evaluation: dict[str, float] = {}  # the defect benchmark's figures, where it ran
+
+
+class InkRange(_Strict):
+    """The validation images' mean pixel value ("ink"): an image outside [low, high] is not
+    like the data whatever it scores (a blank image is easy to reconstruct)."""
+
+    quantile: float = Field(gt=0, lt=0.5)  # low and high are these tail quantiles, widened
+    low: float
+    high: float
+
+
 class Calibration(_Strict):
     """Anomaly scores calibrated at export on the validation split.
 
     `score` is the model's score; `corrected` a complexity-corrected one beside it, for models
-    whose plain score misjudges simple images (see docs/export.md).
+    whose plain score misjudges simple images (see docs/export.md); `pixel` the threshold of
+    the per-pixel maps; `ink` the range of ink the data's images hold.
     """
 
     split: str  # "validation"
     images: int = Field(gt=0)
     score: ScoreCalibration
     corrected: ScoreCalibration | None = None
+    pixel: PixelCalibration | None = None
+    ink: InkRange | None = None
 
 
 class Manifest(_Strict):

@@ -101,6 +101,59 @@ def bernoulli_nll(images: np.ndarray, logits: np.ndarray) -> np.ndarray:
     return (np.logaddexp(0.0, z) - x * z).sum(axis=1)
 
 
+def pixel_maps(
+    images: np.ndarray,
+    reconstructions: np.ndarray,
+    kind: str = "bce",
+    logits: np.ndarray | None = None,
+    sigma: float = 0.0,
+) -> np.ndarray:
+    """Where an image is anomalous: each pixel's share of the reconstruction score [N, H, W]
+    (float64, summed over channels), smoothed by a Gaussian of `sigma` pixels when > 0.
+
+    Bernoulli (bce) models: the per-pixel deviance softplus(z) - x*z - H(x) from the logits z
+    (>= 0 nats; the map sums to `reconstruction_minus_entropy`), so a gray pixel the model
+    reproduces costs nothing, however gray. Squared-error models: the squared error.
+    """
+    x = np.asarray(images, np.float64)
+    if kind == "mse":
+        per_pixel = (np.asarray(reconstructions, np.float64) - x) ** 2
+    elif kind != "bce":
+        raise ValueError(f"reconstruction must be 'bce' or 'mse', not {kind!r}")
+    else:
+        if logits is None:  # graphs exported before decoders had logits
+            y = np.clip(np.asarray(reconstructions, np.float64), np.exp(LOG_FLOOR), 1.0)
+            logits = np.log(y) - np.log1p(-np.minimum(y, 1.0 - 1e-16))
+        z = np.asarray(logits, np.float64)
+        per_pixel = np.logaddexp(0.0, z) - x * z - _entropy_terms(x)
+    maps = per_pixel.sum(axis=1)
+    return gaussian_blur(maps, sigma) if sigma > 0 else maps
+
+
+def gaussian_blur(maps: np.ndarray, sigma: float) -> np.ndarray:
+    """Each map [N, H, W] convolved with a normalised Gaussian of std `sigma` pixels (truncated
+    at 3 sigma, edges reflected): separable, numpy only."""
+    radius = max(1, int(np.ceil(3 * sigma)))
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    out = np.asarray(maps, np.float64)
+    for axis in (1, 2):
+        padded = np.pad(
+            out, [(0, 0)] * axis + [(radius, radius)] + [(0, 0)] * (2 - axis), "reflect"
+        )
+        out = sum(
+            w * np.take(padded, np.arange(i, i + out.shape[axis]), axis=axis)
+            for i, w in enumerate(kernel)
+        )
+    return out
+
+
+def image_ink(images: np.ndarray) -> np.ndarray:
+    """The mean pixel value of each image [N]: how much ink it holds (0 for a blank image)."""
+    return _flat(images).mean(axis=1)
+
+
 def gaussian_kl(mean: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """KL(N(mean, exp(logvar)) || N(0, I)) per row [N], in nats."""
     mean, logvar = np.asarray(mean, np.float64), np.asarray(logvar, np.float64)
@@ -110,10 +163,14 @@ def gaussian_kl(mean: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 def bernoulli_entropy(images: np.ndarray) -> np.ndarray:
     """sum_i H(x_i) per image [N] in nats: the binary cross-entropy of an image against itself,
     the floor of `reconstruction_error(..., "bce")` (0 for black-and-white images)."""
-    x = _flat(images)
+    return _entropy_terms(_flat(images)).sum(axis=1)
+
+
+def _entropy_terms(x: np.ndarray) -> np.ndarray:
+    """H(x_i) of each pixel value, elementwise (0 at exactly 0 and 1)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(x > 0, x * np.log(x), 0.0) + np.where(x < 1, (1 - x) * np.log1p(-x), 0.0)
-    return -terms.sum(axis=1)
+    return -terms
 
 
 def compute(
@@ -159,6 +216,62 @@ def every_class(images: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.nd
 def lowest_over_classes(values: np.ndarray, count: int) -> np.ndarray:
     """Scores of `every_class` rows [K*N] -> the lowest per image [N]."""
     return np.asarray(values).reshape(-1, count).min(axis=0)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the graphs' outputs say about each of N images."""
+
+    scores: dict[str, np.ndarray]  # by score name, [N] (each the lowest over classes)
+    best_class: np.ndarray | None  # conditional models: the class that explains it best [N]
+    reconstructions: np.ndarray  # [N, C, H, W], under the best class
+    maps: np.ndarray | None  # [N, H, W] pixel maps under the best class, when asked for
+
+
+def assess(
+    names: list[str],
+    images: np.ndarray,
+    outputs: dict[str, np.ndarray],
+    *,
+    count: int,
+    reconstruction: str = "bce",
+    sigma: float | None = None,
+) -> Assessment:
+    """Scores `names` of `images` from the graphs' `outputs` on them (encoder and decoder
+    outputs by name; for conditional models `images` and outputs are `every_class` rows, and
+    `count` is the number of images), and their pixel maps when `sigma` is not None."""
+    mean = outputs.get("mean", outputs.get("latent"))
+    values = {
+        name: compute(
+            name,
+            images,
+            outputs["image"],
+            mean,
+            outputs.get("logvar"),
+            reconstruction,
+            logits=outputs.get("logits"),
+        ).reshape(-1, count)
+        for name in names
+    }
+    rows = np.arange(count)
+    best = values[names[0]].argmin(axis=0)  # row-block of each image's best class
+    pick = best * count + rows
+    maps = None
+    if sigma is not None:
+        logits = outputs.get("logits")
+        maps = pixel_maps(
+            images[pick],
+            outputs["image"][pick],
+            reconstruction,
+            None if logits is None else logits[pick],
+            sigma,
+        )
+    return Assessment(
+        scores={name: v.min(axis=0) for name, v in values.items()},
+        best_class=best if len(values[names[0]]) > 1 else None,
+        reconstructions=outputs["image"][pick],
+        maps=maps,
+    )
 
 
 # ---------------------------------------------------------------- calibration

@@ -137,14 +137,35 @@ class ScoreResult(BaseModel):
     unit: str
     description: str
     scores: list[float] = Field(description="One per image; higher is more anomalous.")
-    threshold: float = Field(description="Above it an image is anomalous.")
+    threshold: float = Field(
+        description="Above it an image is anomalous: the calibrated one, or the override."
+    )
+    thresholds: list[float] = Field(
+        description="The threshold each image was judged by (conditional models: that of "
+        "the class explaining it best, unless overridden)."
+    )
     threshold_quantile: float = Field(
         description="The threshold is this quantile of the validation split's scores."
     )
     percentiles: list[float] = Field(
         description="Where each score falls among the validation split's scores, 0-100."
     )
-    anomalous: list[bool] = Field(description="score > threshold, per image.")
+    anomalous: list[bool] = Field(
+        description="score > its threshold, or ink outside the validation range, per image."
+    )
+
+
+class ScoreMaps(BaseModel):
+    unit: str = Field(description="The maps' units per pixel: nats (deviance) or squared error.")
+    sigma: float = Field(description="The Gaussian smoothing of the maps, in pixels.")
+    statistic: str = Field(description="How the pixel threshold was calibrated.")
+    pixel_thresholds: list[float] = Field(description="Per image: above it a pixel is anomalous.")
+    heatmaps: list[str] = Field(
+        description="Per image, base64 PNG (RGB, the image's size): black 0, the threshold "
+        "mid-ramp, twice it and above pale yellow."
+    )
+    anomalous_pixels: list[int] = Field(description="Per image, pixels above its threshold.")
+    peaks: list[float] = Field(description="Per image, its largest map value.")
 
 
 class ScoreResponse(ScoreResult):
@@ -153,6 +174,14 @@ class ScoreResponse(ScoreResult):
         description="The input-complexity-corrected score, for models trained with a "
         "Bernoulli (BCE) likelihood; null otherwise."
     )
+    classes: list[int] | None = Field(
+        description="Conditional models: the class that explains each image best."
+    )
+    ink: list[float] = Field(description="Each image's mean pixel value.")
+    ink_range: list[float] | None = Field(
+        description="[low, high]: the validation images' ink range; outside it is anomalous."
+    )
+    maps: ScoreMaps | None = Field(None, description="With maps=true: where each image is odd.")
 
 
 class TensorInfo(BaseModel):

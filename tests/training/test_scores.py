@@ -97,3 +97,51 @@ def test_conditional_scores_keep_the_lowest_class():
     assert np.array_equal(tiled[4], IMAGES[0])
     per_row = np.array([5.0, 1.0, 2.0, 7.0, 3.0, 0.5])
     assert scores.lowest_over_classes(per_row, 2).tolist() == [2.0, 0.5]
+
+
+# ---- pixel maps
+
+
+def test_a_bernoulli_map_is_the_per_pixel_deviance_and_sums_to_the_corrected_score():
+    logits = RNG.normal(scale=6.0, size=IMAGES.shape)
+    recon = 1 / (1 + np.exp(-logits))
+    maps = scores.pixel_maps(IMAGES, recon, "bce", logits)
+    assert maps.shape == (5, 6, 6) and maps.min() >= -1e-12
+    corrected = scores.compute("reconstruction_minus_entropy", IMAGES, recon, logits=logits)
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), corrected, rtol=1e-10)
+    perfect = scores.pixel_maps(IMAGES, IMAGES, "bce", np.log(IMAGES) - np.log1p(-IMAGES))
+    np.testing.assert_allclose(perfect, 0.0, atol=1e-9)  # a gray pixel reproduced costs nothing
+
+
+def test_a_squared_error_map_sums_over_channels():
+    rgb, recon = RNG.random((2, 3, 4, 4)), RNG.random((2, 3, 4, 4))
+    np.testing.assert_allclose(
+        scores.pixel_maps(rgb, recon, "mse"), ((rgb - recon) ** 2).sum(axis=1), rtol=1e-12
+    )
+
+
+def test_gaussian_blur_spreads_a_point_symmetrically_and_keeps_its_mass():
+    point = np.zeros((1, 15, 15))
+    point[0, 7, 7] = 1.0
+    blurred = scores.gaussian_blur(point, 1.5)[0]
+    assert blurred.sum() == pytest.approx(1.0) and blurred.argmax() == 7 * 15 + 7
+    np.testing.assert_allclose(blurred, blurred.T)
+    np.testing.assert_allclose(blurred, blurred[::-1, ::-1])
+    assert blurred[7, 8] < blurred[7, 7] and blurred[7, 9] < blurred[7, 8]
+
+
+def test_assess_judges_a_conditional_batch_under_each_images_best_class():
+    images = RNG.random((2, 1, 3, 3))
+    tiled, labels = scores.every_class(images, 3)
+    logits = RNG.normal(size=tiled.shape)
+    logits[labels == 2] = np.log(tiled[labels == 2]) - np.log1p(-tiled[labels == 2])
+    found = scores.assess(
+        ["reconstruction"],
+        tiled,
+        {"latent": np.zeros((6, 2)), "image": 1 / (1 + np.exp(-logits)), "logits": logits},
+        count=2,
+        sigma=0.0,
+    )
+    assert found.best_class.tolist() == [2, 2]  # class 2 reproduces both images exactly
+    np.testing.assert_allclose(found.maps, 0.0, atol=1e-9)
+    assert found.reconstructions.shape == images.shape
