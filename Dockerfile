@@ -82,7 +82,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     LATENTSERVE_MODEL_DIR=/opt/latentserve/models \
     LATENTSERVE_PROVIDERS=CUDAExecutionProvider,CPUExecutionProvider
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 CMD ["latentserve-serve"]
@@ -101,7 +101,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     LATENTSERVE_PORT=8000 \
     LATENTSERVE_MODEL_DIR=/opt/latentserve/models
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 CMD ["latentserve-serve"]

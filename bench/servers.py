@@ -25,7 +25,8 @@ def free_port() -> int:
 def clean_environment(**extra: str) -> dict[str, str]:
     """This process's environment without any LATENTSERVE_ setting it happens to carry."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATENTSERVE_")}
-    return env | extra
+    # No gRPC listener unless asked for: a benchmark's server must not take port 8001.
+    return env | {"LATENTSERVE_GRPC_PORT": "0"} | extra
 
 
 class Server:

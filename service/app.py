@@ -112,6 +112,12 @@ async def lifespan(
 ) -> AsyncIterator[None]:
     # A backend that cannot run (require_cuda without CUDA) stops the start-up here.
     state.backend = create_backend(state.settings)
+    grpc_server = None
+    if state.settings.grpc_port:  # the same process, loop, data plane and runners as HTTP
+        from service.grpc.server import GrpcServer
+
+        grpc_server = GrpcServer(state, app.version, configured_keys(state.settings))
+        await grpc_server.start()
     loading = asyncio.create_task(load_models(state))
     if state.settings.workers > 1:  # a worker takes connections from the shared socket only
         await asyncio.shield(loading)  # once it can serve them
@@ -119,6 +125,8 @@ async def lifespan(
     reloader.install()
     yield
     reloader.uninstall()
+    if grpc_server is not None:
+        await grpc_server.stop()
     await asyncio.shield(loading) if not loading.done() else None
     if state.registry is not None:
         await asyncio.gather(*(model.close() for model in state.registry.models.values()))

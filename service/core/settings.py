@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int = Field(
+        8001, ge=0, le=65535, description="The Open Inference Protocol over gRPC; 0: off."
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["plain", "json"] = Field(
         "plain", description="Access log lines: plain text, or one JSON object each."

@@ -27,6 +27,10 @@ PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_torchscript"}
 BACKENDS = {"onnx": "onnxruntime", "torchscript": "pytorch"}
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "model_configuration"]
 SERVER_NAME = "latentserve"
+UNSUPPORTED = {  # request parameters of extensions this server does not have
+    "shared_memory_region": "the shared memory extension is not supported; send the data",
+    "classification": "the classification extension is not supported; ask for the tensor",
+}
 NO_REPOSITORY_CONTROL = (
     "this server does not load or unload models on request: it serves every folder of its "
     "model directory; add, replace or remove a folder there and send the process SIGHUP to "

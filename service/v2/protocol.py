@@ -26,14 +26,10 @@ import orjson
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from service.models.oip import BadRequest, check_outputs
+from service.models.oip import UNSUPPORTED, BadRequest, check_outputs
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 DATATYPES = {"FP32": np.dtype("<f4"), "FP16": np.dtype("<f2"), "FP64": np.dtype("<f8")}
-UNSUPPORTED = {
-    "shared_memory_region": "the shared memory extension is not supported; send the data",
-    "classification": "the classification extension is not supported; ask for the tensor",
-}
 
 Parameters = dict[str, Any]
 _NAN = re.compile(rb"\bNaN\b|\bInfinity\b")  # what JSON encoders write when told to allow them

@@ -23,8 +23,8 @@ __all__ = ["SHIPPED", "shipped_models_dir"]
 DIGITS = [str(d) for d in range(10)]
 
 
-def free_port() -> int:
-    ports = list(range(18000, 19000))
+def free_port(exclude: int | None = None) -> int:
+    ports = [port for port in range(18000, 19000) if port != exclude]
     random.shuffle(ports)
     for port in ports:
         with socket.socket() as sock:
@@ -41,6 +41,7 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
+    grpc: str = ""  # host:port of its gRPC listener ("" where LATENTSERVE_GRPC_PORT is 0)
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
@@ -49,18 +50,21 @@ class Server:
 def start_server(model_dir: Path, log: Path, ready: str = "/readyz", **settings: str) -> Server:
     """A uvicorn server on loopback, once `ready` answers 200."""
     port = free_port()
+    grpc_port = settings.pop("grpc_port", None) or str(free_port(exclude=port))
     env = {
         **os.environ,
         "LATENTSERVE_MODEL_DIR": str(model_dir),
         "LATENTSERVE_PORT": str(port),
         "LATENTSERVE_LOG_LEVEL": "info",
+        "LATENTSERVE_GRPC_PORT": grpc_port,
         **{f"LATENTSERVE_{key.upper()}": value for key, value in settings.items()},
     }
     handle = log.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=handle, stderr=handle
     )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    grpc = f"127.0.0.1:{grpc_port}" if grpc_port != "0" else ""
+    server = Server(f"http://127.0.0.1:{port}", process, log, grpc)
     wait_ready(server, ready)
     return server
 

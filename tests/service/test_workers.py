@@ -31,6 +31,7 @@ def test_two_workers_share_the_port_and_their_metrics_add_up(fixture_models, tmp
         **os.environ,
         "LATENTSERVE_MODEL_DIR": str(fixture_models),
         "LATENTSERVE_PORT": str(port),
+        "LATENTSERVE_GRPC_PORT": str(free_port(exclude=port)),  # the workers share it too
         "LATENTSERVE_DEFAULT_MODEL": "tiny-vae",
     }
     with log.open("wb") as handle:
