@@ -77,7 +77,17 @@ export const api = {
       form: { start, end },
     }),
 
-  score: (model, image) => call("score", { method: "POST", params: { model }, form: { file: image } }),
+  score: (model, image, maps = false, thresholds = {}) =>
+    call("score", {
+      method: "POST",
+      params: {
+        model,
+        maps: maps || undefined,
+        threshold: thresholds.image,
+        pixel_threshold: thresholds.pixel,
+      },
+      form: { file: image },
+    }),
 
   sample: (model, n, seed, temperature, label) =>
     call("sample", { params: { model, n, seed, temperature, label } }),

@@ -20,6 +20,7 @@ const state = {
   labelGeneration: 0, // bumped by every class switch: older answers that used the class are dropped
   usable: false,
   drawingLatent: null, // the drawing's latent under the current model, for the map's diamond
+  scored: null, // the image last scored, so a moved threshold can judge it again
 };
 
 const imageSize = () => [state.model.image.height, state.model.image.width];
@@ -428,7 +429,79 @@ function clearScore() {
       `their ${Math.round(calibration.score.threshold_quantile * 100)}th percentile.`
     : "";
   if (calibration) drawHistogram($("score-histogram"), calibration.score);
+  state.scored = null;
+  for (const id of ["image-threshold", "pixel-threshold"]) {
+    Object.assign($(id), { value: 1, disabled: !calibration?.pixel });
+  }
+  $("thresholds-reset").disabled = !calibration?.pixel;
+  showThresholds();
+  clearOverlay("Where: draw or upload an image");
 }
+
+// --- where: the pixel map over the image, and thresholds the user can move ----------------------
+
+// The sliders scale the calibrated thresholds (1 = calibrated); null where one was not moved.
+function chosenThresholds() {
+  const calibration = state.model?.calibration;
+  if (!calibration?.pixel) return {};
+  const factor = (id) => Number($(id).value);
+  return {
+    image: factor("image-threshold") === 1 ? null : factor("image-threshold") * calibration.score.threshold,
+    pixel: factor("pixel-threshold") === 1 ? null : factor("pixel-threshold") * calibration.pixel.threshold,
+  };
+}
+
+function showThresholds() {
+  const calibration = state.model?.calibration;
+  const chosen = chosenThresholds();
+  $("image-threshold-value").textContent = calibration?.pixel
+    ? `${formatScore(chosen.image ?? calibration.score.threshold)} ${calibration.score.unit}`
+    : "–";
+  $("pixel-threshold-value").textContent = calibration?.pixel
+    ? `${(chosen.pixel ?? calibration.pixel.threshold).toFixed(2)} ${calibration.pixel.unit} per pixel`
+    : "–";
+}
+
+function clearOverlay(text) {
+  const canvas = $("score-overlay");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  $("score-where-text").textContent = text;
+  canvas.setAttribute("aria-label", text);
+}
+
+// The image as the pad shows it (the server reads it the same way), the heatmap screened over it.
+async function drawOverlay(heatmapBase64, count, threshold, unit) {
+  const heatmap = new Image();
+  heatmap.src = pngSource(heatmapBase64);
+  await heatmap.decode();
+  const canvas = $("score-overlay");
+  const context = canvas.getContext("2d");
+  context.imageSmoothingEnabled = false;
+  context.globalCompositeOperation = "source-over";
+  context.drawImage(drawPad.canvas, 0, 0, canvas.width, canvas.height);
+  context.globalCompositeOperation = "screen";
+  context.drawImage(heatmap, 0, 0, canvas.width, canvas.height);
+  context.globalCompositeOperation = "source-over";
+  const text =
+    count === 0
+      ? `Where: no pixel above ${threshold.toFixed(2)} ${unit}`
+      : `Where: ${count} pixel${count === 1 ? "" : "s"} above ${threshold.toFixed(2)} ${unit} (bright)`;
+  $("score-where-text").textContent = text;
+  canvas.setAttribute("aria-label", text);
+}
+
+let rescoreTimer = null;
+function thresholdMoved() {
+  showThresholds();
+  clearTimeout(rescoreTimer);
+  rescoreTimer = setTimeout(() => state.scored && scoreImage(state.scored), 80);
+}
+$("image-threshold").addEventListener("input", thresholdMoved);
+$("pixel-threshold").addEventListener("input", thresholdMoved);
+$("thresholds-reset").addEventListener("click", () => {
+  for (const id of ["image-threshold", "pixel-threshold"]) $(id).value = 1;
+  thresholdMoved();
+});
 
 const verdictText = (anomalous) => (anomalous ? "Anomalous" : "Normal");
 const percent = (value) => `${value.toFixed(1)} %`;
@@ -439,7 +512,7 @@ async function scoreImage(image) {
   await run("score-card", async (fresh) => {
     let result;
     try {
-      result = await api.score(model.name, image);
+      result = await api.score(model.name, image, Boolean(model.calibration.pixel), chosenThresholds());
     } catch (error) {
       if (fresh()) {
         clearScore();
@@ -448,12 +521,18 @@ async function scoreImage(image) {
       throw error;
     }
     if (!fresh()) return;
+    state.scored = image;
     const verdict = $("score-verdict");
     verdict.className = `verdict ${result.anomalous[0] ? "anomalous" : "normal"}`;
     verdict.textContent = verdictText(result.anomalous[0]);
     $("score-value").textContent = `${formatScore(result.scores[0])} ${result.unit}`;
     $("score-percentile").textContent = percent(result.percentiles[0]);
+    $("score-threshold").textContent = formatScore(result.thresholds[0]);
     drawHistogram($("score-histogram"), model.calibration.score, result.scores[0]);
+    const maps = result.maps;
+    if (maps) {
+      await drawOverlay(maps.heatmaps[0], maps.anomalous_pixels[0], maps.pixel_thresholds[0], maps.unit);
+    }
     const corrected = result.corrected;
     $("score-corrected").hidden = !corrected;
     if (corrected) {

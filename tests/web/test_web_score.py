@@ -82,3 +82,48 @@ def test_an_uploaded_image_is_scored_as_the_api_scores_it(page, server, tmp_path
     assert np.isfinite(expected.percentiles).all()
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator("#score-card").screenshot(path=str(ARTIFACTS / "web-score-panel.png"))
+
+
+def overlay_pixels(page) -> np.ndarray:
+    """The 'where' canvas as RGBA [112, 112, 4]."""
+    data = page.evaluate("""() => {
+        const canvas = document.querySelector('#score-overlay');
+        return Array.from(canvas.getContext('2d').getImageData(0, 0, 112, 112).data);
+    }""")
+    return np.asarray(data, np.uint8).reshape(112, 112, 4)
+
+
+def test_the_heatmap_shows_over_the_drawing_and_the_thresholds_move(page):
+    select_model(page, "mnist-vae")
+    assert overlay_pixels(page)[..., 3].max() == 0, "nothing is drawn before a score"
+    with page.expect_response(lambda r: "/score" in r.url) as answer:
+        draw(page, "#draw-pad", SEVEN)
+    settle(page, "#score-card")
+    served = answer.value.json()
+    assert "maps=true" in answer.value.url and served["maps"]["heatmaps"]
+    shown = overlay_pixels(page)
+    assert shown[..., 3].min() == 255 and shown[..., :3].max() > 100  # the drawing, and heat
+    count = served["maps"]["anomalous_pixels"][0]
+    caption = page.text_content("#score-where-text")
+    assert (f"{count} pixel" in caption) if count else ("no pixel above" in caption)
+    assert page.get_attribute("#score-overlay", "aria-label") == caption
+
+    page.focus("#pixel-threshold")  # by keyboard: Home moves the slider to its lowest, 0
+    with page.expect_response(lambda r: "pixel_threshold=0" in r.url) as moved:
+        page.keyboard.press("Home")
+    settle(page, "#score-card")
+    assert moved.value.json()["maps"]["anomalous_pixels"] == [28 * 28]
+    assert page.text_content("#score-where-text").startswith("Where: 784 pixels above 0.00")
+    assert "0.00 nats per pixel" in page.text_content("#pixel-threshold-value")
+
+    with page.expect_response(lambda r: "&threshold=0" in r.url or "?threshold=0" in r.url):
+        page.focus("#image-threshold")
+        page.keyboard.press("Home")
+    settle(page, "#score-card")
+    assert score_panel(page)["verdict"] == "Anomalous"
+    assert score_panel(page)["threshold"] == "0.0"
+
+    with page.expect_response(lambda r: "/score" in r.url and "threshold" not in r.url):
+        page.click("#thresholds-reset")
+    settle(page, "#score-card")
+    assert score_panel(page)["verdict"] == ("Anomalous" if served["anomalous"][0] else "Normal")
