@@ -109,6 +109,7 @@ def test_clicking_the_latent_map_decodes_that_point(page, server):
     select_model(page, "mnist-vae-2d")
     legend = page.eval_on_selector_all("#map-legend li", "items => items.map(i => i.textContent)")
     assert legend == [str(d) for d in range(10)]
+    page.locator("#latent-map").scroll_into_view_if_needed()  # a mouse clicks what it can see
     box = page.locator("#latent-map").bounding_box()
     decoded = []
     for fx, fy in [(0.3, 0.3), (0.7, 0.6)]:
