@@ -86,11 +86,14 @@ class RequestContext:
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), id_header]
-                message = {**message, "headers": headers}
-                if any(n == b"content-type" and v.startswith(_PROBLEM) for n, v in headers):
-                    held = message
-                    return
+                headers = message.get("headers") or []
+                message["headers"] = [*headers, id_header]
+                for name, value in headers:
+                    if name == b"content-type":
+                        if value.startswith(_PROBLEM):
+                            held = message  # sent with the body, once that has the ID in it
+                            return
+                        break
             elif kind == "http.response.body":
                 if held is not None:
                     body += message.get("body", b"")
@@ -106,10 +109,9 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = getattr(scope.get("route"), "path", None)
-            model = scope.get(MODEL_SCOPE_KEY, "")
             if trace is not None:
-                trace.end(status, route, model)
+                route = getattr(scope.get("route"), "path", None)
+                trace.end(status, route, scope.get(MODEL_SCOPE_KEY, ""))
             if log.isEnabledFor(logging.INFO):
                 seconds = time.perf_counter() - start
                 if trace is not None:
@@ -118,6 +120,7 @@ class RequestContext:
                     trace_id = tracing.trace_id_of(
                         traceparent.decode("latin-1") if traceparent else None
                     )
+                model = scope.get(MODEL_SCOPE_KEY, "")
                 log.info(self._line(scope, status, seconds, sent, model, request_id, trace_id))
 
     def _line(
