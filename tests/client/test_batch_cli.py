@@ -206,3 +206,16 @@ def test_score_a_folder_into_a_csv_and_resume_after_a_failure(
     flagged = {Path(r["path"]).name for r in rows if r["anomalous"] == "true"}
     assert "scribble.png" in flagged and len(flagged) <= 3
     assert f"{len(flagged)} anomalous" in capsys.readouterr().err
+
+
+def test_score_writes_a_heatmap_per_image_beside_the_csv(server, digit_folder, tmp_path):
+    out, maps = tmp_path / "scores.csv", tmp_path / "heatmaps"
+    assert batch(server, "score", str(digit_folder), "-o", str(out), "--maps", str(maps)) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert rows and all((maps / row["heatmap"]).is_file() for row in rows)
+    assert sorted(p.name for p in maps.iterdir()) == sorted(row["heatmap"] for row in rows)
+    for row in rows[:3]:
+        heat = np.asarray(Image.open(maps / row["heatmap"]))
+        assert heat.shape == (28, 28, 3)
+        assert int(row["anomalous_pixels"]) >= 0 and float(row["pixel_threshold"]) > 0
+        assert Path(row["heatmap"]).stem.endswith(Path(row["path"]).stem)

@@ -300,3 +300,22 @@ def test_score_judges_digits_and_noise_in_both_clients(server, digits):
     np.testing.assert_allclose(again.scores, result.scores[:8], rtol=1e-5)
     assert result.corrected.score == "neg_elbo_minus_entropy"
     assert result.corrected.anomalous[8:].all()
+
+
+def test_score_maps_come_back_as_numpy_arrays_in_both_clients(server, digits):
+    images = digits[0][:4].astype(np.float32)[:, None] / 255.0
+    with Client(server.url, model="mnist-vae") as client:
+        judged = client.score(images, maps=True, pixel_threshold=0.5, threshold=1.0)
+        maps = client.score_maps(images)
+
+    async def maps_async():
+        async with AsyncClient(server.url, model="mnist-vae") as client:
+            return await client.score_maps(images)
+
+    assert maps.dtype == np.float32 and maps.shape == (4, 28, 28)
+    np.testing.assert_allclose(asyncio.run(maps_async()), maps, rtol=1e-6)
+    assert judged.threshold == 1.0 and judged.anomalous.all()
+    assert (judged.maps.pixel_thresholds == 0.5).all() and judged.maps.unit == "nats"
+    assert judged.maps.anomalous_pixels.tolist() == (maps > 0.5).sum(axis=(1, 2)).tolist()
+    assert all(png.startswith(b"\x89PNG") for png in judged.maps.heatmaps)
+    np.testing.assert_allclose(judged.maps.peaks, maps.max(axis=(1, 2)), rtol=1e-5)
