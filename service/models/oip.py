@@ -191,11 +191,12 @@ def statistics(state: AppState, name: str | None, version: str | None) -> dict[s
     """Triton's inference statistics for one protocol model, or for every one when `name` is
     empty. From the graph runners' own measures: `inference_count` is batch items run,
     `execution_count` graph calls; `queue` the requests taken from the queue and their wait;
-    `compute_infer` the graph calls and their time (a batch counts once, not once per request
-    in it); `success` the requests that reached a graph, with their queue and compute time
-    (the latter per batch, as compute_infer); `fail` the requests shed with 503. Decoding and
-    encoding the tensors happen in the front ends and are not timed: compute_input and
-    compute_output are zero."""
+    `compute_infer` those requests and, as Triton counts it (each request in a batch is charged
+    the batch's time), the mean graph call's time per request (the runners time batches, not
+    requests, so this is an estimate when batch times vary); `success` the same requests with
+    queue + compute time; `fail` the requests shed with 503. Decoding and encoding the tensors
+    happen in the front ends and are not timed: compute_input and compute_output carry the
+    request count (perf_analyzer requires the three compute counts to agree) and 0 ns."""
     if name:
         served, kind = resolve(state, name, version)
         targets = [(name, served, kind)]
@@ -214,6 +215,7 @@ def statistics(state: AppState, name: str | None, version: str | None) -> dict[s
         compute = values.get("compute_s", 0.0)
         queued = values.get("queued", 0.0)
         queue = values.get("queue_s", 0.0)
+        charged = compute / executions * queued if executions else 0.0  # per request, as Triton
         stats.append(
             {
                 "name": protocol_name,
@@ -222,12 +224,12 @@ def statistics(state: AppState, name: str | None, version: str | None) -> dict[s
                 "inference_count": int(values.get("images", 0.0)),
                 "execution_count": int(executions),
                 "inference_stats": {
-                    "success": _duration(queued, queue + compute),
+                    "success": _duration(queued, queue + charged),
                     "fail": _duration(values.get("shed", 0.0), 0.0),
                     "queue": _duration(queued, queue),
-                    "compute_input": _duration(0, 0.0),
-                    "compute_infer": _duration(executions, compute),
-                    "compute_output": _duration(0, 0.0),
+                    "compute_input": _duration(queued, 0.0),
+                    "compute_infer": _duration(queued, charged),
+                    "compute_output": _duration(queued, 0.0),
                     "cache_hit": _duration(0, 0.0),
                     "cache_miss": _duration(0, 0.0),
                 },

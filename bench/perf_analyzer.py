@@ -1,0 +1,190 @@
+"""Triton's perf_analyzer against latentserve: the benchmark of record for the Open Inference
+Protocol, over HTTP and gRPC, binary and JSON tensors, at several concurrencies.
+
+perf_analyzer 2.60 runs in a podman container (bench/perf_analyzer/image.sh builds it from a
+Debian trixie base made with debootstrap: the PyPI wheel needs glibc >= 2.38, this machine's
+Debian 12 has 2.36) with `--network host`, against one latentserve process on loopback (HTTP on
+a free port, gRPC on another). Its inputs are real data the benchmark writes: MNIST test digits
+for the encoders (`--input-data` JSON; `random` would fill FP32 tensors with NaN and Inf bit
+patterns, which the encoders rightly refuse) and mnist-ae's / mnist-vae's class means for the
+decoders.
+
+    .venv/bin/python bench/perf_analyzer.py                       # every case, ~2 s each
+    .venv/bin/python bench/perf_analyzer.py --models mnist-ae-encoder --concurrency 32
+
+Prints one line per case; writes bench/results/perf_analyzer-<time>.json (perf_analyzer's CSV
+columns per case: throughput, latency percentiles, and the server-side split it reads from
+/v2/models/<m>/stats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import servers  # noqa: E402
+
+ROOT = servers.ROOT
+RESULTS = ROOT / "bench" / "results"
+MODELS = ROOT / "exported_models"
+IMAGE = "localhost/perf-analyzer:2.60"
+# podman as the deployment tests run it (ulimits this kernel lets a container set, runc).
+PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(ROOT / "deploy" / "podman" / "containers.conf")}
+MNIST_CANDIDATES = [
+    ROOT.parent / "shared" / "datasets" / "mnist" / "t10k-images-idx3-ubyte.gz",
+    Path("/work/shared/datasets/mnist/t10k-images-idx3-ubyte.gz"),
+]
+DEFAULT_MODELS = "mnist-ae-encoder,mnist-ae-decoder,mnist-vae-encoder,mnist-vae-decoder"
+
+
+def read_idx(path: Path) -> np.ndarray:
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def data_file(model: str, folder: Path, count: int) -> Path:
+    """perf_analyzer's --input-data JSON: one entry per request, real values."""
+    name, _, graph = model.rpartition("-")
+    if graph == "encoder":
+        path = next((p for p in MNIST_CANDIDATES if p.exists()), None)
+        if path is None:
+            raise SystemExit(f"no MNIST test digits at {MNIST_CANDIDATES[0]}")
+        digits = read_idx(path)[9000 : 9000 + count].astype(np.float32) / 255.0
+        entries = [
+            {"image": {"content": digit.reshape(-1).tolist(), "shape": [1, 28, 28]}}
+            for digit in digits
+        ]
+    else:
+        reference = json.loads((MODELS / name / "reference.json").read_text())
+        means = reference["class_means"]
+        entries = [
+            {"latent": {"content": means[i % len(means)], "shape": [len(means[0])]}}
+            for i in range(count)
+        ]
+    target = folder / f"{model}.json"
+    target.write_text(json.dumps({"data": entries}))
+    return target
+
+
+def run_case(
+    server: servers.Server, grpc_port: int, model: str, protocol: str, tensors: str,
+    concurrency: int, data: Path, workdir: Path, args: argparse.Namespace,
+) -> dict:  # fmt: skip
+    url = server.url.removeprefix("http://") if protocol == "http" else f"127.0.0.1:{grpc_port}"
+    csv_name = f"{model}-{protocol}-{tensors}-c{concurrency}.csv"
+    command = [
+        "podman", "run", "--rm", "--network", "host", "-v", f"{workdir}:/work:Z", args.image,
+        "-m", model, "-u", url, "-i", protocol,
+        "--concurrency-range", str(concurrency),
+        "--input-data", f"/work/{data.name}",
+        "--measurement-interval", str(args.interval_ms),
+        "--stability-percentage", str(args.stability),
+        "--max-trials", str(args.max_trials),
+        "-f", f"/work/{csv_name}",
+    ]  # fmt: skip
+    if tensors == "json":
+        command += ["--input-tensor-format", "json", "--output-tensor-format", "json"]
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=PODMAN_ENV)
+    case = {
+        "model": model,
+        "protocol": protocol,
+        "tensors": tensors,
+        "concurrency": concurrency,
+        "seconds": round(time.monotonic() - started, 1),
+        "exit": result.returncode,
+    }
+    if result.returncode == 0 and not (workdir / csv_name).exists():
+        case["exit"] = -1  # perf_analyzer exits 0 when no window was stable enough
+    if case["exit"] != 0:
+        case["error"] = (result.stdout + result.stderr)[-2000:]
+        return case
+    with (workdir / csv_name).open() as handle:
+        row = next(csv.DictReader(handle))
+    case.update({key: _number(value) for key, value in row.items()})
+    return case
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated V2 models")
+    parser.add_argument("--protocols", default="http,grpc")
+    parser.add_argument("--tensors", default="binary,json", help="binary,json (JSON: HTTP only)")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--interval-ms", type=int, default=2000, help="per measurement window")
+    # perf_analyzer's default 10 % rarely holds on a small shared machine: 500 takes the
+    # third window whatever it shows (the JSON keeps the settings).
+    parser.add_argument("--stability", type=int, default=500, help="perf_analyzer's, percent")
+    parser.add_argument("--max-trials", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=256, help="distinct inputs in the data")
+    parser.add_argument("--image", default=IMAGE)
+    parser.add_argument("--out", type=Path, help="results file (default: bench/results/...)")
+    args = parser.parse_args(argv)
+    if subprocess.run(["podman", "image", "exists", args.image]).returncode != 0:
+        subprocess.run([str(ROOT / "bench" / "perf_analyzer" / "image.sh"), args.image], check=True)
+    workdir = Path(
+        subprocess.check_output(
+            ["mktemp", "-d", "/var/tmp/perf-analyzer.XXXXXX"], text=True
+        ).strip()
+    )
+    models = args.models.split(",")
+    data = {model: data_file(model, workdir, args.requests) for model in models}
+    grpc_port = servers.free_port()
+    server = servers.latentserve(workdir / "server.log", {"LATENTSERVE_GRPC_PORT": str(grpc_port)})
+    cases = []
+    try:
+        server.wait_ready()
+        for model in models:
+            for protocol in args.protocols.split(","):
+                for tensors in args.tensors.split(","):
+                    if protocol == "grpc" and tensors == "json":
+                        continue  # gRPC tensors are protobuf: raw_input_contents
+                    for concurrency in map(int, args.concurrency.split(",")):
+                        case = run_case(
+                            server, grpc_port, model, protocol, tensors, concurrency,
+                            data[model], workdir, args,
+                        )  # fmt: skip
+                        cases.append(case)
+                        if case["exit"]:
+                            print(f"{model:18} {protocol:4} {tensors:6} c{concurrency:<3} "
+                                  f"FAILED: {case['error'][-300:]}")  # fmt: skip
+                        else:
+                            print(f"{model:18} {protocol:4} {tensors:6} c{concurrency:<3} "
+                                  f"{case['Inferences/Second']:8.0f} infer/s  "
+                                  f"p50 {case['p50 latency'] / 1000:6.2f} ms  "
+                                  f"p99 {case['p99 latency'] / 1000:6.2f} ms")  # fmt: skip
+    finally:
+        server.stop()
+    RESULTS.mkdir(exist_ok=True)
+    out = args.out or RESULTS / f"perf_analyzer-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    out.write_text(json.dumps({"tool": "perf_analyzer 2.60.0", "commit": commit,
+                               "settings": vars(args) | {"out": str(out), "image": args.image},
+                               "cases": cases}, indent=1, default=str))  # fmt: skip
+    print(f"wrote {out}")
+    return 1 if any(case["exit"] for case in cases) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
