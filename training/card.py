@@ -73,6 +73,7 @@ def card_text(manifest: Mapping[str, object], folder: Path, pictures: Mapping[st
         _metrics_section(manifest["metrics"]),
         _sampling_section(manifest),
         _anomaly_section(manifest.get("calibration")),
+        _pixel_section(manifest.get("calibration")),
         _files_section(manifest, folder),
         _pictures_section(folder, pictures),
     ]
@@ -184,6 +185,41 @@ def _anomaly_section(calibration) -> str:
         lines.append(
             f"| {EVALUATION_WORDS.get(key.split('_', 1)[0], '')}{_set_name(key)} | {cells} |"
         )
+    return "\n".join(lines)
+
+
+def _pixel_section(calibration) -> str:
+    """The pixel maps' threshold and the defect benchmark's table (training.benchmark)."""
+    pixel = getattr(calibration, "pixel", None)
+    if pixel is None:
+        return ""
+    smoothing = f"smoothed by a Gaussian of σ = {pixel.sigma:g} px" if pixel.sigma else "unsmoothed"
+    lines = [
+        "## Pixel anomaly maps",
+        "",
+        f"Each pixel's share of the reconstruction score ({pixel.unit}), {smoothing}; a pixel "
+        f"above {_number(pixel.threshold)} is anomalous: {pixel.statistic}.",
+    ]
+    if pixel.per_class:
+        cells = ", ".join(_number(value) for value in pixel.per_class)
+        lines[-1] += f" By the class that explains the image best: {cells}."
+    if not pixel.evaluation:
+        return "\n".join(lines)
+    from training.benchmark import markdown_table, unflat
+
+    table = unflat(pixel.evaluation)
+    normal = int(table.get("normal", {}).get("images", 0))
+    lines += [
+        "",
+        f"**Defect benchmark** (docs/export.md): {normal:,} normal test images and as many "
+        "copies of further test images per defect kind, each with a seeded synthetic defect and "
+        "its mask; image figures by the score above and its threshold, pixel figures by the maps "
+        "and the pixel threshold; AUPRO as the MVTec AD protocol defines it, to a false-positive "
+        "rate of 0.3. `latentserve-train benchmark-anomaly` reproduces it, `latentserve-train "
+        "defects` writes the images.",
+        "",
+        markdown_table(table),
+    ]
     return "\n".join(lines)
 
 

@@ -28,6 +28,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "export model folders again from their own weights, in today's format",
     ),
     "zoo": ("training.zoo:main", "rebuild every shipped model of training/zoo.toml from data"),
+    "defects": (
+        "training.defects:main",
+        "write the seeded pixel-level benchmark set: images with synthetic defects and masks",
+    ),
+    "evaluate-anomaly": (
+        "training.benchmark:evaluate_main",
+        "measure a model's anomaly scores and pixel maps on your own image folders",
+    ),
+    "benchmark-anomaly": (
+        "training.benchmark:benchmark_main",
+        "measure model folders on the seeded defect benchmark (per defect kind)",
+    ),
 }
 
 
@@ -72,7 +84,8 @@ def one_sentence(error: BaseException) -> str:
 
 def _usage() -> str:
     lines = ["usage: latentserve-train COMMAND [options]   (COMMAND --help for its options)", ""]
-    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:<{width}} {summary}" for name, (_, summary) in COMMANDS.items()]
     lines += ["", "--debug anywhere on the line shows a failure's traceback."]
     return "\n".join(lines)
 

@@ -40,7 +40,7 @@ from service.models.manifest import (
     Manifest,
     PriorSampler,
 )
-from training import anomaly, card, graphs, reference
+from training import anomaly, benchmark, card, graphs, reference
 from training.data import ImageSplit, Splits, default_outliers, outlier_split
 from training.evaluate import evaluate
 from training.graphs import ExportError
@@ -168,7 +168,7 @@ def _calibrate(
         key: _first_items(split, anomaly.OUTLIER_IMAGES)[0].numpy()
         for key, split in (outliers or {}).items()
     }
-    return anomaly.calibrate(
+    calibration, samples = anomaly.calibrate(
         scorer,
         splits.val.images.numpy(),
         splits.test.images.numpy(),
@@ -176,6 +176,11 @@ def _calibrate(
         quantile=quantile,
         seed=seed,
     )
+    foreign = next(iter(held_out.values()), None)  # patches of the first other dataset
+    calibration = benchmark.with_benchmark(
+        calibration, scorer, splits.test.images.numpy(), foreign, seed=seed
+    )
+    return calibration, samples
 
 
 def export_checkpoint(
