@@ -470,18 +470,24 @@ def draw_roc(normal: Judged, groups, masks, path: Path) -> Path:
         if have_masks:
             maps = np.concatenate([normal.maps, judged.maps])
             truth = np.concatenate([np.zeros(normal.maps.shape, bool), masks[name]])
-            fpr, tpr = pixel_metrics.roc_curve(maps[~truth], maps[truth])
+            fpr, tpr = _thinned(*pixel_metrics.roc_curve(maps[~truth], maps[truth]))
             auc = pixel_metrics.pixel_auroc(maps, truth)
             axes[1].plot(fpr, tpr, label=f"{name} ({auc:.3f})")
     titles = ["images (by the score)", "pixels (by the map)"]
     for axis, title in zip(axes, titles, strict=False):
         axis.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1)
         axis.set(xlabel="false-positive rate", ylabel="true-positive rate", title=title)
-        axis.legend(fontsize=7, title="AUROC", title_fontsize=7)
+        axis.legend(fontsize=7, title="AUROC", title_fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
     return path
+
+
+def _thinned(x: np.ndarray, y: np.ndarray, points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """At most `points` of a curve, first and last kept: enough to draw."""
+    keep = np.unique(np.linspace(0, len(x) - 1, min(points, len(x))).round().astype(int))
+    return x[keep], y[keep]
 
 
 def draw_histogram(normal: Judged, groups, calibration, path: Path) -> Path:
