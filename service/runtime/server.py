@@ -34,8 +34,8 @@ def configure(settings: Settings) -> uvicorn.Config:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if settings.log_format == "json":  # the access log's lines are JSON objects, whole
-        access = logging.getLogger("latentserve.access")
+    access = logging.getLogger("latentserve.access")
+    if settings.log_format == "json" and not access.handlers:  # JSON objects, whole, per line
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         access.addHandler(handler)

@@ -93,8 +93,9 @@ def cluster(images) -> Iterator[Cluster]:
         swarm_module.SUMMARY.append(f"swarm figures: {json.dumps(FIGURES)}")
 
 
-def node_down_in_swarm(cluster: Cluster, via: int, timeout: float = 60) -> float:
-    """Seconds until the swarm's managers mark one node down."""
+def node_down_in_swarm(cluster: Cluster, via: int, timeout: float = 120) -> float:
+    """Seconds until the swarm's managers mark one node down (41-46 s for a lost leader here:
+    an election first)."""
     started = time.monotonic()
     while "Down" not in cluster.nodes_ready(via).values():
         assert time.monotonic() - started < timeout, "no node was marked down"
@@ -129,7 +130,7 @@ def test_the_stack_runs_one_replica_per_node_behind_haproxy(cluster):
 
 def test_a_node_killed_under_load_fails_under_a_tenth_of_a_percent(cluster):
     victim = 1  # the leader at start: the other two managers elect another
-    with cluster.load(seconds=150, max_requests=500_000) as run:
+    with cluster.load(seconds=240, max_requests=500_000) as run:
         time.sleep(5)
         cluster.kill_node(victim)
         FIGURES["kill_node_down_seconds"] = round(node_down_in_swarm(cluster, via=2), 1)
@@ -148,7 +149,7 @@ def test_a_node_killed_under_load_fails_under_a_tenth_of_a_percent(cluster):
 
 def test_a_node_cut_off_under_load_fails_under_a_tenth_of_a_percent(cluster):
     victim = 2
-    with cluster.load(seconds=150, max_requests=500_000) as run:
+    with cluster.load(seconds=240, max_requests=500_000) as run:
         time.sleep(5)
         cluster.cut(victim)
         FIGURES["cut_node_down_seconds"] = round(node_down_in_swarm(cluster, via=1), 1)
@@ -164,7 +165,7 @@ def test_a_node_cut_off_under_load_fails_under_a_tenth_of_a_percent(cluster):
 
 def test_a_rolling_update_under_load_fails_no_request(cluster, images):
     _, update, _ = images
-    with cluster.load(seconds=240, max_requests=1_000_000) as run:
+    with cluster.load(seconds=400, max_requests=1_000_000) as run:
         time.sleep(3)
         started = time.monotonic()
         cluster.deploy(STACK, update)  # as users roll out: the stack file, a new image
@@ -174,7 +175,7 @@ def test_a_rolling_update_under_load_fails_no_request(cluster, images):
             ).stdout
             if '"completed"' in state:
                 break
-            assert time.monotonic() - started < 200, state
+            assert time.monotonic() - started < 300, state
             assert "rollback" not in state and "paused" not in state, state
             time.sleep(1)
         FIGURES["update_seconds"] = round(time.monotonic() - started, 1)
