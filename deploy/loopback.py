@@ -96,6 +96,9 @@ def start_replica(model_dir: Path, log_dir: Path, env: dict[str, str] | None = N
         "LATENTSERVE_PORT": str(port),
         "LATENTSERVE_MODEL_DIR": str(model_dir),
         "LATENTSERVE_LOG_LEVEL": "warning",
+        # Replicas on one host cannot share gRPC's default port 8001 (containers each have
+        # their own); nginx fronts HTTP only, so the loopback replicas serve no gRPC.
+        "LATENTSERVE_GRPC_PORT": "0",
     }
     log = open(log_dir / f"replica-{port}.log", "wb")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen(

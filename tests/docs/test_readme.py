@@ -268,7 +268,14 @@ def test_your_own_model_trains_exports_and_serves_as_written(
     assert "auroc_fashion-mnist" in manifest["calibration"]["score"]["evaluation"]
 
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENTSERVE_PORT": str(port)}
+    # The README's server as written but for its ports: 8001, gRPC's default, may be taken
+    # by another server on this machine.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LATENTSERVE_PORT": str(port),
+        "LATENTSERVE_GRPC_PORT": str(free_port(exclude=port)),
+    }
     env = {k: v for k, v in env.items() if k not in ("LATENTSERVE_MODEL_DIR",)}
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(["bash", "-c", serve], cwd=tmp_path, env=env, stdout=log, stderr=log)

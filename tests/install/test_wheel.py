@@ -104,7 +104,9 @@ def test_installed_wheel_serves_the_shipped_models_from_any_folder(wheel: Path, 
     elsewhere.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATENTSERVE_")}
-    env["LATENTSERVE_PORT"] = str(port)  # the one setting: a free port, not 8000
+    # the settings: free ports, not 8000 and gRPC's 8001, which another server may hold
+    env["LATENTSERVE_PORT"] = str(port)
+    env["LATENTSERVE_GRPC_PORT"] = str(free_port(exclude=port))
     log = tmp_path / "serve.log"
     with log.open("wb") as handle:
         process = subprocess.Popen(
