@@ -16,7 +16,9 @@ SCRIPT = textwrap.dedent(
     from service.core.settings import Settings
     from service.app import create_app
 
-    settings = Settings(model_dir=sys.argv[1], default_model="tiny-vae", backend="onnx")
+    settings = Settings(
+        model_dir=sys.argv[1], default_model="tiny-vae", backend="onnx", grpc_port=0
+    )
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0,
                                            log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()

@@ -56,7 +56,7 @@ def traced(fixture_models, tmp_path_factory) -> Iterator[Traced]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     port = free_port()
-    settings = Settings(model_dir=fixture_models, default_model="tiny-vae", port=port)
+    settings = Settings(model_dir=fixture_models, default_model="tiny-vae", port=port, grpc_port=0)
     app = create_app(settings, tracer_provider=provider)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
