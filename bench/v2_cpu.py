@@ -84,7 +84,7 @@ async def call(app, case: Case) -> int:
 
 
 async def measure(rounds: int, requests: int) -> dict[str, float]:
-    app = create_app(Settings())
+    app = create_app(Settings(grpc_port=0))  # HTTP in process: no listener on any port
     best: dict[str, float] = {}
     async with app.router.lifespan_context(app):
         while app.state.latentserve.registry is None:
