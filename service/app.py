@@ -14,17 +14,19 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.asgi.access import RequestContext
-from service.core.auth import ApiKeyAuth, configured_keys, open_paths
-from service.core.errors import BodySizeLimit, install_error_handlers
-from service.core.metrics import Metrics, MetricsMiddleware
+from service.asgi.middleware import ApiKeyAuth, BodySizeLimit, MetricsMiddleware
+from service.asgi.problems import install_error_handlers
+from service.core.auth import configured_keys, open_paths
+from service.core.metrics import Metrics
 from service.core.settings import Settings, get_settings
 from service.core.tracing import Tracing
 from service.models.backends import create_backend
+from service.models.dataplane import DataPlane
 from service.models.reload import Reloader
-from service.models.state import AppState
-from service.rest.openapi import build_openapi
+from service.openapi import build_openapi, render
 from service.rest.routes import decode, encode, health, interpolate, models, sample, score, web
 from service.v2 import routes as v2
+from service.v2.errors import ErrorBodies
 
 log = logging.getLogger("latentserve")
 
@@ -45,7 +47,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider=None) -> Fas
     """The app; `tracer_provider` (OpenTelemetry's) traces it as LATENTSERVE_OTLP_ENDPOINT
     would, into whatever exporter the provider has."""
     settings = settings or get_settings()
-    state = AppState(settings=settings, metrics=Metrics())
+    state = DataPlane(settings, Metrics())
     tracer = Tracing.configure(settings.otlp_endpoint, tracer_provider)
     app = FastAPI(
         title="latentserve",
@@ -82,12 +84,17 @@ def create_app(settings: Settings | None = None, *, tracer_provider=None) -> Fas
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    app.add_middleware(v2.ErrorBodies)  # outside the others: /v2 errors in the protocol's form
+    app.add_middleware(ErrorBodies)  # outside the others: /v2 errors in the protocol's form
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     # Outermost: every response gets its request ID, the access log sees every request.
     app.add_middleware(RequestContext, log_format=settings.log_format, tracer=tracer)
     app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def openapi_document() -> str:
+    """openapi/openapi.json as the code and the default settings make it."""
+    return render(create_app(Settings()))
 
 
 def add_routes(app: FastAPI, *routers: APIRouter) -> None:
@@ -108,7 +115,7 @@ def public_paths(app: FastAPI, settings: Settings) -> set[str]:
 
 @asynccontextmanager
 async def lifespan(
-    app: FastAPI, state: AppState, tracer: Tracing | None = None
+    app: FastAPI, state: DataPlane, tracer: Tracing | None = None
 ) -> AsyncIterator[None]:
     # A backend that cannot run (require_cuda without CUDA) stops the start-up here.
     state.backend = create_backend(state.settings)
@@ -134,7 +141,7 @@ async def lifespan(
         tracer.close()  # the spans still buffered go out
 
 
-async def load_models(state: AppState) -> None:
+async def load_models(state: DataPlane) -> None:
     try:
         state.registry = await asyncio.to_thread(state.read_models)
     except Exception as exc:

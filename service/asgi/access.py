@@ -25,15 +25,16 @@ from datetime import UTC, datetime
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.asgi.middleware import MODEL_SCOPE_KEY
 from service.core import tracing
-from service.core.metrics import MODEL_SCOPE_KEY
+from service.core.media import PROBLEM_JSON
 
 log = logging.getLogger("latentserve.access")
 
 REQUEST_ID_SCOPE_KEY = "latentserve.request_id"
 REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
-_PROBLEM = b"application/problem+json"
+_PROBLEM = PROBLEM_JSON.encode()
 
 
 def new_request_id() -> str:

@@ -1,4 +1,5 @@
-"""Optional API keys: a pure ASGI middleware, installed only when keys are configured.
+"""Optional API keys: which keys are configured, which paths stay open, and whether a presented
+key is one of them (the check; service.asgi.middleware.ApiKeyAuth applies it to HTTP requests).
 
 A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys are kept only as
 SHA-256 digests and every configured digest is compared with `hmac.compare_digest`, so neither
@@ -12,21 +13,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from service.core.errors import PROBLEM_JSON, problem_response
 from service.core.settings import Settings
 
 MIN_KEY_LENGTH = 16
 ALWAYS_OPEN = ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")  # the probes
-BEARER = "bearerAuth"
-API_KEY_HEADER = "apiKeyHeader"
-SECURITY_SCHEMES = {
-    BEARER: {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
-    API_KEY_HEADER: {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-}
 
 
 class KeyConfigError(ValueError):
@@ -78,23 +69,11 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     return None
 
 
-class ApiKeyAuth:
-    """Answers 401 problem+json unless the request carries one of the keys or is on an open path."""
+class KeyCheck:
+    """The configured keys, kept as digests; `accepts` costs the same whichever key matches."""
 
-    def __init__(self, app: ASGIApp, keys: Sequence[str], open_paths: Iterable[str]) -> None:
-        self.app = app
+    def __init__(self, keys: Sequence[str]) -> None:
         self.digests = [_digest(key.encode()) for key in keys]
-        self.open_paths = frozenset(open_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
-            await self.app(scope, receive, send)
-            return
-        key = presented_key(scope["headers"])
-        if key is not None and self.accepts(key):
-            await self.app(scope, receive, send)
-            return
-        await self.refuse(key is not None)(scope, receive, send)
 
     def accepts(self, key: bytes) -> bool:
         digest = _digest(key)
@@ -102,40 +81,3 @@ class ApiKeyAuth:
         for known in self.digests:  # no early exit: every key costs the same
             matched |= hmac.compare_digest(known, digest)
         return matched
-
-    @staticmethod
-    def refuse(key_was_given: bool):
-        challenge = 'Bearer realm="latentserve"'
-        if key_was_given:
-            challenge += ', error="invalid_token"'
-            detail = "the API key is not valid"
-        else:
-            detail = (
-                "this route needs an API key: send `Authorization: Bearer <key>` "
-                "or `X-API-Key: <key>`"
-            )
-        return problem_response(401, detail, headers={"WWW-Authenticate": challenge})
-
-
-def document_security(
-    schema: dict[str, Any], open_paths: Iterable[str], keys_required: bool
-) -> None:
-    """Adds the two key schemes and applies them to every protected operation.
-
-    Without configured keys the requirement lists `{}` too: a key is accepted but not needed.
-    """
-    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-    requirement: list[dict[str, list]] = [{BEARER: []}, {API_KEY_HEADER: []}]
-    if not keys_required:
-        requirement.append({})
-    unauthorized = {
-        "description": "No API key, or an unknown one (only where the server has API keys)",
-        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-    skip = frozenset(open_paths)
-    for path, operations in schema["paths"].items():
-        if path in skip:
-            continue
-        for operation in operations.values():
-            operation["security"] = requirement
-            operation.setdefault("responses", {}).setdefault("401", unauthorized)

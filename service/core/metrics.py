@@ -1,16 +1,23 @@
 """Prometheus metrics: requests and latency per route and model; per graph: inference time,
-images, batch sizes, queue waits, queue depth and shed requests."""
+images, batch sizes, queue waits, queue depth and shed requests. (The collectors; what counts
+HTTP requests is service.asgi.middleware.MetricsMiddleware.)"""
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-MODEL_SCOPE_KEY = "latentserve.model"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by service.runtime.workers for several workers
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 WAIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
@@ -75,6 +82,15 @@ class Metrics:
     def runner_observer(self, model: str, graph: str) -> GraphObserver:
         return GraphObserver(self, model, graph)
 
+    def scrape(self) -> tuple[bytes, str]:
+        """The metrics in Prometheus' text format, and its media type; with several workers, the
+        sums over all of them."""
+        registry = self.registry
+        if METRICS_DIR_ENV in os.environ:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
     def watch_queues(self, depths: QueueDepths) -> None:
         """Report the queue depth of every graph at scrape time (nothing on the hot path)."""
         self.registry.register(_QueueDepthCollector(depths))
@@ -118,32 +134,3 @@ class _QueueDepthCollector:
         for model, graph, depth in self._depths():
             gauge.add_metric([model, graph], depth)
         yield gauge
-
-
-class MetricsMiddleware:
-    """Counts and times each request under its route template and the model it resolved to."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            model = scope.get(MODEL_SCOPE_KEY, "")
-            self.metrics.requests.labels(route, model, str(status)).inc()
-            self.metrics.latency.labels(route, model).observe(time.perf_counter() - start)

@@ -10,8 +10,6 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.models.batching import BatchPolicy
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 CommaList = Annotated[list[str], NoDecode]
@@ -125,14 +123,6 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
-
-    def batch_policy(self) -> BatchPolicy:
-        return BatchPolicy(
-            max_batch=self.batch_max_size,
-            max_wait=self.batch_max_wait_ms / 1000,
-            max_queue=self.queue_max_requests,
-            deadline=self.queue_deadline_ms / 1000,
-        )
 
 
 @cache

@@ -27,10 +27,10 @@ import numpy as np
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.core.errors import ApiError
+from service.core.drain import Drain
+from service.core.errors import NotFound, ServiceError
 from service.models import oip
-from service.models.state import AppState
-from service.runtime.protocol import Drain
+from service.models.dataplane import DataPlane
 
 from .generated import grpc_service_pb2 as pb
 from .generated import grpc_service_pb2_grpc as pb_grpc
@@ -40,15 +40,17 @@ log = logging.getLogger("latentserve.grpc")
 SERVICE = "inference.GRPCInferenceService"
 OPEN_METHODS = {"ServerLive", "ServerReady"}
 DATATYPES = {"FP32": np.dtype("<f4"), "FP16": np.dtype("<f2"), "FP64": np.dtype("<f8")}
+# The gRPC status of each kind of service error (service.core.errors), as HTTP has its own.
 CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    404: grpc.StatusCode.NOT_FOUND,
-    406: grpc.StatusCode.INVALID_ARGUMENT,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    415: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    503: grpc.StatusCode.UNAVAILABLE,
+    "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
+    "malformed": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
+    "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unsupported_media_type": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_acceptable": grpc.StatusCode.INVALID_ARGUMENT,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "not_supported": grpc.StatusCode.UNIMPLEMENTED,
 }
 NO_KEY = (
     "this call needs an API key: send the metadata `authorization: Bearer <key>` or "
@@ -56,10 +58,8 @@ NO_KEY = (
 )
 
 
-def status_code(error: ApiError) -> grpc.StatusCode:
-    if isinstance(error, oip.NotSupported):
-        return grpc.StatusCode.UNIMPLEMENTED
-    return CODES.get(error.status, grpc.StatusCode.INTERNAL)
+def status_code(error: ServiceError) -> grpc.StatusCode:
+    return CODES.get(error.code, grpc.StatusCode.INTERNAL)
 
 
 def _key(metadata: tuple) -> bytes | None:
@@ -75,7 +75,7 @@ def _key(metadata: tuple) -> bytes | None:
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, state: AppState, version: str, keys: list[str]) -> None:
+    def __init__(self, state: DataPlane, version: str, keys: list[str]) -> None:
         self.state = state
         self.version = version
         self.digests = [hashlib.sha256(key.encode()).digest() for key in keys]
@@ -126,7 +126,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                         detail = "the API key is not valid" if authorized is False else NO_KEY
                         await context.abort(code, detail)
                 return await handler(request)
-            except ApiError as error:
+            except ServiceError as error:
                 code = status_code(error)
                 await context.abort(code, error.detail)
             except asyncio.CancelledError:
@@ -157,10 +157,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def _ModelReady(self, request) -> pb.ModelReadyResponse:
         try:
             oip.resolve(self.state, request.name, request.version)
-        except ApiError as error:
-            if error.status == 404:
-                return pb.ModelReadyResponse(ready=False)
-            raise
+        except NotFound:
+            return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 
     async def _ServerMetadata(self, request) -> pb.ServerMetadataResponse:
@@ -268,7 +266,7 @@ class Health(health_pb2_grpc.HealthServicer):
     """grpc.health.v1: SERVING while the server is ready (models loaded, not draining), for ""
     (the whole server) and for the inference service; NOT_SERVING otherwise."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: DataPlane) -> None:
         self.state = state
 
     def _status(self, service: str):
@@ -302,7 +300,7 @@ class Health(health_pb2_grpc.HealthServicer):
 class GrpcServer:
     """The gRPC listener of one server process; started and stopped by the app's lifespan."""
 
-    def __init__(self, state: AppState, version: str, keys: list[str]) -> None:
+    def __init__(self, state: DataPlane, version: str, keys: list[str]) -> None:
         settings = state.settings
         self.state = state
         options = [

@@ -28,6 +28,7 @@ import numpy as np
 
 from service.core import tracing
 from service.core.errors import Overloaded
+from service.core.settings import Settings
 
 Arrays = dict[str, np.ndarray]
 
@@ -41,6 +42,15 @@ class BatchPolicy:
     # A batch expected to take less than this runs on the event loop: handing it to the graph's
     # thread and back would cost more. Longer batches leave the loop, lest they stall it.
     inline_seconds: float = 0.0002
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BatchPolicy:
+        return cls(
+            max_batch=settings.batch_max_size,
+            max_wait=settings.batch_max_wait_ms / 1000,
+            max_queue=settings.queue_max_requests,
+            deadline=settings.queue_deadline_ms / 1000,
+        )
 
 
 class RunnerObserver:

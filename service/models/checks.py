@@ -1,4 +1,5 @@
-"""Checks of float arrays a front end decoded, before a graph sees them: shared by every route."""
+"""Checks of arrays against a model, for every front end alike: images of its size and range,
+finite values, batch sizes within the settings. Each raises BadInput with a readable reason."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import numpy as np
 
 from service.core.errors import BadInput
+from service.core.settings import Settings
 from service.models.manifest import ImageSpec
 
 RANGE_TOLERANCE = 1e-3
@@ -45,3 +47,10 @@ def check_images(batch: np.ndarray, spec: ImageSpec) -> np.ndarray:
 def check_finite(array: np.ndarray, what: str) -> None:
     if not np.isfinite(array).all():
         raise BadInput(f"{what} must be finite numbers; got NaN or infinity")
+
+
+def check_count(count: int, settings: Settings, what: str = "images") -> None:
+    if count == 0:
+        raise BadInput(f"no {what} in the request")
+    if count > settings.max_images:
+        raise BadInput(f"{count} {what} in one request; the limit is {settings.max_images}")

@@ -1,8 +1,9 @@
 """The Open Inference Protocol's view of the served models, for every front end that speaks it
 (HTTP under /v2, gRPC): names, versions, readiness, metadata, model configuration, statistics,
 the repository index and the checks of a request's tensors. Protocol-neutral: the answers are
-plain dicts and arrays, the errors `ApiError`s (their HTTP status; service/grpc maps them to
-gRPC codes), so both front ends decide each of these the same way, here, once.
+plain dicts and arrays, the errors service.core.errors' kinds (each front end maps their
+`code`: HTTP statuses, gRPC codes), so both front ends decide each of these the same way, here,
+once.
 
 Each served model is two protocol models, `<name>-encoder` and `<name>-decoder`, whose tensors
 are the graph's own (manifest names, FP32, batch axis -1), in one version, "1".
@@ -15,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from service.core.errors import ApiError, BadInput, NotReady, UnknownModel
+from service.core.errors import BadInput, BadRequest, NotSupported, UnknownModel
 from service.models.batching import Arrays
 from service.models.checks import check_finite, check_images
+from service.models.dataplane import DataPlane
 from service.models.served import GraphKind, ServedModel
-from service.models.state import AppState
 
 VERSION = "1"
 GRAPHS: tuple[GraphKind, ...] = ("encoder", "decoder")
@@ -38,31 +39,19 @@ NO_REPOSITORY_CONTROL = (
 )
 
 
-class BadRequest(ApiError):
-    status = 400
+__all__ = ["BadRequest", "NotSupported"]  # raised here, named by the front ends
 
 
-class NotSupported(ApiError):
-    """A protocol call this server answers with a deliberate refusal."""
-
-    status = 403
+def registry_of(state: DataPlane):
+    return state.loaded()
 
 
-def registry_of(state: AppState):
-    if state.registry is None:
-        raise NotReady(
-            state.load_error or "models are still loading; retry shortly",
-            headers={"Retry-After": "1"},
-        )
-    return state.registry
-
-
-def server_ready(state: AppState, draining: bool) -> bool:
+def server_ready(state: DataPlane, draining: bool) -> bool:
     """Models loaded and the process not shutting down."""
     return state.registry is not None and bool(state.registry.models) and not draining
 
 
-def resolve(state: AppState, name: str, version: str | None) -> tuple[ServedModel, GraphKind]:
+def resolve(state: DataPlane, name: str, version: str | None) -> tuple[ServedModel, GraphKind]:
     """The served model and graph a protocol model name stands for; 404 or 503 otherwise.
     An empty version (gRPC's default) means any, as None does."""
     registry = registry_of(state)
@@ -85,11 +74,11 @@ def server_metadata(version: str) -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": version, "extensions": EXTENSIONS}
 
 
-def _backend(state: AppState) -> str:
+def _backend(state: DataPlane) -> str:
     return state.backend.name if state.backend is not None else state.settings.backend
 
 
-def model_metadata(state: AppState, name: str, version: str | None) -> dict[str, Any]:
+def model_metadata(state: DataPlane, name: str, version: str | None) -> dict[str, Any]:
     served, kind = resolve(state, name, version)
     manifest = served.manifest
     signature = getattr(manifest, kind)
@@ -109,7 +98,7 @@ def model_metadata(state: AppState, name: str, version: str | None) -> dict[str,
     }
 
 
-def model_config(state: AppState, name: str, version: str | None) -> dict[str, Any]:
+def model_config(state: DataPlane, name: str, version: str | None) -> dict[str, Any]:
     """Triton's model configuration (model_config.proto as JSON): what perf_analyzer and
     `get_model_config` read. `max_batch_size` is the most batch items one request may carry;
     the dynamic batcher's figures are the graph runner's (LATENTSERVE_BATCH_*, QUEUE_*)."""
@@ -161,7 +150,7 @@ def _duration(count: float, seconds: float) -> dict[str, int]:
     return {"count": int(count), "ns": int(round(seconds * 1e9))}
 
 
-def _graph_samples(state: AppState) -> dict[tuple[str, str], dict[str, float]]:
+def _graph_samples(state: DataPlane) -> dict[tuple[str, str], dict[str, float]]:
     """Per (model, graph), what the runners' observers have counted so far (the Prometheus
     collectors of service/core/metrics.py, read at call time: nothing is added per request)."""
     metrics = state.metrics
@@ -187,7 +176,7 @@ def _graph_samples(state: AppState) -> dict[tuple[str, str], dict[str, float]]:
     return found
 
 
-def statistics(state: AppState, name: str | None, version: str | None) -> dict[str, Any]:
+def statistics(state: DataPlane, name: str | None, version: str | None) -> dict[str, Any]:
     """Triton's inference statistics for one protocol model, or for every one when `name` is
     empty. From the graph runners' own measures: `inference_count` is batch items run,
     `execution_count` graph calls; `queue` the requests taken from the queue and their wait;
@@ -239,7 +228,7 @@ def statistics(state: AppState, name: str | None, version: str | None) -> dict[s
     return {"model_stats": stats}
 
 
-def repository_index(state: AppState, ready_only: bool = False) -> list[dict[str, str]]:
+def repository_index(state: DataPlane, ready_only: bool = False) -> list[dict[str, str]]:
     """Every protocol model of the model directory and its state: READY, or UNAVAILABLE with
     the reason its folder was refused."""
     registry = registry_of(state)
@@ -269,7 +258,7 @@ def check_outputs(name: str, available: Sequence[str], asked: Sequence[str]) -> 
         raise BadRequest(f"an output is asked for twice: {list(asked)}")
 
 
-def graph_inputs(state: AppState, served: ServedModel, kind: GraphKind, name: str, given: Arrays):
+def graph_inputs(state: DataPlane, served: ServedModel, kind: GraphKind, name: str, given: Arrays):
     """The request's tensors checked against the graph: names, shapes, batch size, values."""
     expected = getattr(served.manifest, kind).inputs
     if sorted(given) != sorted(expected):
@@ -305,7 +294,7 @@ def graph_inputs(state: AppState, served: ServedModel, kind: GraphKind, name: st
 
 
 async def infer(
-    state: AppState, name: str, version: str | None, given: Arrays
+    state: DataPlane, name: str, version: str | None, given: Arrays
 ) -> tuple[ServedModel, GraphKind, Arrays]:
     """Resolve, check and run one inference request through the graph's runner."""
     served, kind = resolve(state, name, version)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from service.core.errors import UnknownModel
+from service.core.errors import NotReady, UnknownModel
 from service.models.backends import Backend
 from service.models.batching import BatchPolicy
 from service.models.manifest import GraphSignature, Manifest, ReferenceSet
@@ -62,12 +62,18 @@ class ModelRegistry:
         if key in self.models:
             return self.models[key]
         if name is None:
-            raise UnknownModel("no model is loaded; see /readyz", status=503)
+            raise NotReady("no model is loaded; see /readyz")
+        self.check_not_refused(name)
         known = ", ".join(sorted(self.models)) or "none"
+        raise UnknownModel(f"no model named {name!r}; loaded models: {known}")
+
+    def check_not_refused(self, name: str) -> None:
+        """UnknownModel saying why, when the folder of that name was refused."""
         refused = next((f for f in self.failed if f.name == name), None)
         if refused is not None:
-            raise UnknownModel(f"model {name!r} was refused: {refused.reason}")
-        raise UnknownModel(f"no model named {name!r}; loaded models: {known}")
+            raise UnknownModel(
+                f"model {name!r} was refused at start-up or at the last reload: {refused.reason}"
+            )
 
 
 def load_registry(
@@ -88,9 +94,12 @@ def load_registry(
         )
         log.error("model directory %s is missing", model_dir)
         return registry
-    for folder in sorted(
-        p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-    ):
+    folders = sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        reason = f"model directory {model_dir} holds no model folder"
+        registry.failed.append(FailedModel(model_dir.name, reason))
+        log.error("%s; export a model there or point LATENTSERVE_MODEL_DIR elsewhere", reason)
+    for folder in folders:
         fingerprint = folder_fingerprint(folder)
         kept = previous.loaded_from(folder.name) if previous else None
         unchanged = kept is not None and previous.sources[kept.name].fingerprint == fingerprint

@@ -15,14 +15,14 @@ import logging
 import signal
 import time
 
+from service.models.dataplane import DataPlane
 from service.models.registry import ModelRegistry
-from service.models.state import AppState
 
 log = logging.getLogger("latentserve.reload")
 
 
 class Reloader:
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: DataPlane) -> None:
         self.state = state
         self.lock = asyncio.Lock()
         self.again = False  # a SIGHUP during a reload: one more pass after it

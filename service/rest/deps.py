@@ -1,4 +1,4 @@
-"""What the routes share: app state, settings, the model a request names, common parameters.
+"""What the routes share: the data plane, settings, the model a request names, common parameters.
 
 The routes that run models resolve these with plain calls rather than FastAPI dependencies:
 solving dependencies costs more per request than the work they do (measured in
@@ -11,41 +11,26 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from service.core.errors import NotReady
-from service.core.metrics import MODEL_SCOPE_KEY
+from service.asgi.middleware import MODEL_SCOPE_KEY
+from service.asgi.responses import plane
 from service.core.settings import Settings
 from service.models.registry import ModelRegistry
 from service.models.served import ServedModel
-from service.models.state import AppState
 from service.rest.responses import ImageEncoding
 from service.rest.schemas import Label
 
 
-def app_state(request: Request) -> AppState:
-    return request.app.state.latentserve
-
-
 def settings_of(request: Request) -> Settings:
-    return app_state(request).settings
+    return plane(request).settings
 
 
 async def ready_registry(request: Request) -> ModelRegistry:
-    return loaded_registry(request)
-
-
-def loaded_registry(request: Request) -> ModelRegistry:
-    state = app_state(request)
-    if state.registry is None:
-        raise NotReady(
-            state.load_error or "models are still loading; retry shortly",
-            headers={"Retry-After": "1"},
-        )
-    return state.registry
+    return plane(request).loaded()
 
 
 def served_model(request: Request, name: str | None) -> ServedModel:
     """The model a request names (the default when it names none); 404 or 503 otherwise."""
-    served = loaded_registry(request).get(name)
+    served = plane(request).model(name)
     request.scope[MODEL_SCOPE_KEY] = served.name
     return served
 

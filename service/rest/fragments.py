@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.core.errors import PROBLEM_JSON, Problem
-
-BINARY = {"type": "string", "format": "binary"}
+from service.asgi.problems import Problem
+from service.asgi.responses import BINARY, binary_outputs
+from service.core.media import PROBLEM_JSON
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -50,5 +50,4 @@ def image_body(
     )
 
 
-def binary_outputs(*media: str) -> dict[str, Any]:
-    return {media_type: {"schema": BINARY} for media_type in media}
+__all__ = ["BINARY", "binary_outputs", "body", "image_body", "json_content", "problems"]

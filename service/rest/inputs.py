@@ -18,7 +18,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from service.core.errors import BadInput, UnsupportedMediaType, validation_errors
+from service.core.media import IMAGES, JSON, MULTIPART, NPY
 from service.core.settings import Settings
+from service.models.checks import check_count
 from service.models.manifest import ImageSpec
 from service.rest.codecs import (
     image_from_base64,
@@ -29,10 +31,6 @@ from service.rest.codecs import (
 )
 from service.rest.schemas import ImageItem
 
-JSON = "application/json"
-NPY = "application/x-npy"
-MULTIPART = "multipart/form-data"
-IMAGE_TYPES = "image/*"
 # Decoding this many pixels (a few dozen MNIST images) costs less than a hop to the thread pool,
 # so it stays on the event loop; larger inputs leave it, lest they stall other requests.
 INLINE_PIXELS = 32 * 28 * 28
@@ -79,13 +77,6 @@ def image_from_item(item: ImageItem, spec: ImageSpec, settings: Settings) -> np.
     return image_from_nested(item, spec)
 
 
-def check_count(count: int, settings: Settings, what: str = "images") -> None:
-    if count == 0:
-        raise BadInput(f"no {what} in the request")
-    if count > settings.max_images:
-        raise BadInput(f"{count} {what} in one request; the limit is {settings.max_images}")
-
-
 async def read_images(
     request: Request,
     spec: ImageSpec,
@@ -112,7 +103,7 @@ async def read_images(
         convert = partial(images_from_npy, data, spec, settings.max_images)
         return await _off_loop_if_large(convert, len(data) // 4), None
     else:
-        raise unsupported(request, (JSON, MULTIPART, IMAGE_TYPES, NPY))
+        raise unsupported(request, (JSON, MULTIPART, IMAGES, NPY))
     convert = partial(_images_from_uploads, uploads, spec, settings)
     return await _off_loop_if_large(convert, _pixels_in(uploads)), None
 

@@ -6,17 +6,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-import orjson
 from fastapi import Request
 from starlette.responses import Response
 
+from service.asgi.responses import json_response
 from service.core.errors import NotAcceptable
+from service.core.media import NPY, PNG
 from service.models.manifest import ImageSpec
 from service.rest.codecs import grid_png, npy_bytes, png_base64, strip_png
-
-JSON = "application/json"
-PNG = "image/png"
-NPY = "application/x-npy"
 
 ImageEncoding = Literal["png", "array"]
 Layout = Literal["grid", "strip"]
@@ -57,12 +54,6 @@ def _by_preference(header: str) -> list[str]:
     return [media for _, _, media in sorted(ranked)]
 
 
-def json_response(payload: dict[str, Any], status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type=JSON
-    )
-
-
 def npy_response(array: np.ndarray) -> Response:
     return Response(npy_bytes(array), media_type=NPY)
 
@@ -84,3 +75,6 @@ def images_response(
         return npy_response(images)
     rendered = png_base64(images, spec) if encoding == "png" else images
     return json_response({**payload, "images": rendered, "shape": list(images.shape)})
+
+
+__all__ = ["images_response", "json_response", "negotiate", "npy_response"]

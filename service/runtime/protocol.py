@@ -20,63 +20,80 @@ keep-alive clients move off at their next request instead of being cut.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
-import orjson
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from service.core.errors import problem_response
+from service.asgi.problems import problem_response, raw_problem
+from service.core.drain import Drain
+from service.core.settings import Settings
+
+# What this module and service.runtime.server use of uvicorn beyond its public Config and Server.
+UVICORN_INTERNALS = {
+    # HttpToolsProtocol: methods overridden (each calls uvicorn's own) and the constructor's
+    # keyword arguments (service.runtime.server makes protocols for queued connections).
+    "protocol methods": (
+        "connection_made",
+        "connection_lost",
+        "_start_asgi_task",
+        "on_message_begin",
+        "on_headers_complete",
+        "on_body",
+        "on_message_complete",
+        "pause_writing",
+        "resume_writing",
+        "shutdown",
+    ),
+    "protocol constructor": ("config", "server_state", "app_state", "_loop"),
+    "protocol attributes": (
+        "limit_concurrency",
+        "connections",
+        "app",
+        "cycle",
+        "transport",
+        "loop",
+    ),
+    # RequestResponseCycle: fields read and written.
+    "cycle attributes": (
+        "response_complete",
+        "response_started",
+        "keep_alive",
+        "disconnected",
+        "message_event",
+    ),
+    # Server: what the drain calls and reads.
+    "server methods": ("handle_exit", "shutdown", "_wait_tasks_to_complete"),
+    "server attributes": ("server_state", "servers", "force_exit", "lifespan", "config"),
+}
+
+HEADER_TIMEOUT_RESPONSE = raw_problem(
+    408, "the request head did not arrive in time; the connection is closed"
+)
+BODY_TIMEOUT_RESPONSE = raw_problem(
+    408, "the request body stopped arriving; the connection is closed"
+)
 
 
-@dataclass
-class Limits:
+class Protocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with read, write and connection limits (see the module)."""
+
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     min_body_rate: float = 1024.0
     send_timeout: float = 30.0
     max_connections: int = 1000
 
-
-class Drain:
-    """Set once when shutdown begins; read by /readyz and by every new request."""
-
-    active = False
-
-
-LIMITS = Limits()
-
-
-def _problem_bytes(status: int, reason: str, detail: str) -> bytes:
-    body = orjson.dumps(
-        {"type": "about:blank", "title": reason, "status": status, "detail": detail}
-    )
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-HEADER_TIMEOUT_RESPONSE = _problem_bytes(
-    408, "Request Timeout", "the request head did not arrive in time; the connection is closed"
-)
-BODY_TIMEOUT_RESPONSE = _problem_bytes(
-    408, "Request Timeout", "the request body stopped arriving; the connection is closed"
-)
-
-
-async def too_many_connections(scope: Scope, receive: Receive, send: Send) -> None:
-    response = problem_response(
-        503,
-        f"the server has its limit of {LIMITS.max_connections} connections open; retry shortly",
-        headers={"Retry-After": "1", "Connection": "close"},
-    )
-    await response(scope, receive, send)
-
-
-class Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with read, write and connection limits (see the module)."""
+    @classmethod
+    def with_limits(cls, settings: Settings) -> type[Protocol]:
+        """This protocol with the settings' limits, as a class for uvicorn's `http`."""
+        limits = {
+            "header_timeout": settings.header_timeout,
+            "body_timeout": settings.body_timeout,
+            "min_body_rate": settings.min_body_rate,
+            "send_timeout": settings.send_timeout,
+            "max_connections": settings.max_connections,
+        }
+        return type(cls.__name__, (cls,), limits)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -98,7 +115,7 @@ class Protocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._wait_for(LIMITS.header_timeout, self._head_timed_out)
+        self._wait_for(self.header_timeout, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
@@ -118,17 +135,17 @@ class Protocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._wait_for(LIMITS.header_timeout, self._head_timed_out)
+        self._wait_for(self.header_timeout, self._head_timed_out)
 
     def on_headers_complete(self) -> None:
         app = self.app
-        if len(self.connections) > LIMITS.max_connections:
-            self.app = too_many_connections
+        if len(self.connections) > self.max_connections:
+            self.app = self._too_many_connections
         try:
             super().on_headers_complete()
         finally:
             self.app = app
-        self._wait_for(LIMITS.body_timeout, self._body_timed_out)
+        self._wait_for(self.body_timeout, self._body_timed_out)
         self._body_started = self.loop.time()
         self._body_bytes = 0
         if Drain.active and self.cycle is not None:
@@ -138,14 +155,22 @@ class Protocol(HttpToolsProtocol):
         super().on_body(body)
         self._body_bytes += len(body)
         elapsed = self.loop.time() - self._body_started
-        if elapsed > LIMITS.body_timeout and self._body_bytes < LIMITS.min_body_rate * elapsed:
+        if elapsed > self.body_timeout and self._body_bytes < self.min_body_rate * elapsed:
             self._body_timed_out()
         else:
-            self._wait_for(LIMITS.body_timeout, self._body_timed_out)
+            self._wait_for(self.body_timeout, self._body_timed_out)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._stop_waiting()
+
+    async def _too_many_connections(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            503,
+            f"the server has its limit of {self.max_connections} connections open; retry shortly",
+            headers={"Retry-After": "1", "Connection": "close"},
+        )
+        await response(scope, receive, send)
 
     def _head_timed_out(self) -> None:
         self._waiting = None
@@ -166,7 +191,7 @@ class Protocol(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._writing is None:
-            self._writing = self.loop.call_later(LIMITS.send_timeout, self._send_timed_out)
+            self._writing = self.loop.call_later(self.send_timeout, self._send_timed_out)
 
     def resume_writing(self) -> None:
         super().resume_writing()

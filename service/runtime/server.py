@@ -23,28 +23,17 @@ from types import FrameType
 
 import uvicorn
 
+from service.core.drain import Drain
+from service.core.logging import configure_logging
 from service.core.settings import Settings
-from service.runtime.protocol import LIMITS, Drain, Protocol
+from service.runtime.protocol import Protocol
 
 log = logging.getLogger("latentserve.server")
 
 
 def configure(settings: Settings) -> uvicorn.Config:
-    """The uvicorn config of this service, and the connection limits of this process."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    access = logging.getLogger("latentserve.access")
-    if settings.log_format == "json" and not access.handlers:  # JSON objects, whole, per line
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
-        access.propagate = False
-    LIMITS.header_timeout = settings.header_timeout
-    LIMITS.body_timeout = settings.body_timeout
-    LIMITS.min_body_rate = settings.min_body_rate
-    LIMITS.send_timeout = settings.send_timeout
-    LIMITS.max_connections = settings.max_connections
+    """The uvicorn config of this service: the app factory, and the protocol with its limits."""
+    configure_logging(settings.log_level, settings.log_format)
     return uvicorn.Config(
         "service.app:create_app",
         factory=True,
@@ -52,7 +41,7 @@ def configure(settings: Settings) -> uvicorn.Config:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,  # service.asgi.access writes it, with request and trace IDs
-        http=Protocol,
+        http=Protocol.with_limits(settings),
         timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=settings.shutdown_grace,
     )
@@ -81,34 +70,31 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """The drain delay, then the listeners closed (their queued connections served), then
+        uvicorn's own shutdown within what is left of the grace period."""
         started = self.signalled_at or time.monotonic()
         Drain.active = True
         await self._sleep_unless_forced(started + self.drain_delay - time.monotonic())
         queued = await self._stop_accepting(sockets or [])
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
         log.info(
             "listener closed; %d connection(s) (%d taken from its queue), %d request(s) in flight",
             len(self.server_state.connections),
             queued,
             len(self.server_state.tasks),
         )
-        try:
-            await asyncio.wait_for(
-                self._wait_tasks_to_complete(), max(0.0, started + self.grace - time.monotonic())
-            )
-        except TimeoutError:
+        left = max(0.0, started + self.grace - time.monotonic())
+        self.config.timeout_graceful_shutdown = left
+        # uvicorn's shutdown: each connection's shutdown() (Protocol's: busy ones close after
+        # their response), a wait for them up to the grace, cancelled after it, the lifespan.
+        await super().shutdown(sockets=None)
+        if self.server_state.tasks or time.monotonic() >= started + self.grace:
             log.error(
-                "grace period over: cancelling %d request(s), closing %d connection(s)",
+                "grace period over: cancelled %d request(s), closing %d connection(s)",
                 len(self.server_state.tasks),
                 len(self.server_state.connections),
             )
-            for task in self.server_state.tasks:
-                task.cancel(msg="the shutdown grace period is over")
-            for connection in list(self.server_state.connections):
-                connection.transport.abort()
-        if not self.force_exit:
-            await self.lifespan.shutdown()
+        for connection in list(self.server_state.connections):
+            connection.transport.abort()
         log.info("drained in %.2f s", time.monotonic() - started)
 
     async def _stop_accepting(self, sockets: list[socket.socket]) -> int:

@@ -23,11 +23,11 @@ from multiprocessing.process import BaseProcess
 from prometheus_client import multiprocess
 from uvicorn.config import STARTUP_FAILURE
 
+from service.core.metrics import METRICS_DIR_ENV
 from service.core.settings import Settings, get_settings
 
 log = logging.getLogger("latentserve.workers")
 
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 

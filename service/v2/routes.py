@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Path, Request
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.asgi.middleware import MODEL_SCOPE_KEY
+from service.asgi.responses import BINARY, binary_outputs, json_response
+from service.asgi.responses import plane as app_state
 from service.asgi.routing import ModelRoute
-from service.core.errors import PROBLEM_JSON, ApiError, UnsupportedMediaType
-from service.core.metrics import MODEL_SCOPE_KEY
+from service.core.drain import Drain
+from service.core.errors import UnsupportedMediaType
+from service.core.media import OCTETS
 from service.models import oip
 from service.models.served import GraphKind, ServedModel
-from service.rest.deps import app_state
-from service.rest.fragments import BINARY, binary_outputs
-from service.rest.responses import json_response
-from service.runtime.protocol import Drain
 from service.v2.protocol import (
     HEADER_LENGTH,
     BadRequest,
@@ -42,7 +42,6 @@ from service.v2.protocol import (
 
 TAG = "open inference protocol (v2)"
 VERSION = oip.VERSION
-OCTETS = "application/octet-stream"
 
 router = APIRouter(prefix="/v2", tags=[TAG])
 
@@ -393,71 +392,9 @@ async def unknown(request: Request) -> Response:
         if path.startswith("/v2") and route.matches(request.scope)[0] is Match.PARTIAL:
             allowed |= set(getattr(route, "methods", None) or ())
     if allowed:
-        raise ApiError(
-            f"{request.method} is not allowed here; use {', '.join(sorted(allowed))}",
-            status=405,
-            headers={"Allow": ", ".join(sorted(allowed))},
-        )
-    raise ApiError(
+        raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+    raise HTTPException(
+        404,
         f"no such route under /v2: {request.method} {request.url.path}; see /docs for the "
         "protocol's routes",
-        status=404,
     )
-
-
-class ErrorBodies:
-    """Under /v2, error responses are the protocol's `{"error": "..."}` instead of problem+json,
-    and the 422 the domain routes answer for bad input is the protocol's 400.
-
-    A middleware, so that every error takes the protocol's form: the routes', the unknown paths',
-    the body size limit's and those of any middleware inside this one.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/v2" or path.startswith("/v2/")):
-            await self.app(scope, receive, send)
-            return
-        held: Message | None = None
-        chunks: list[bytes] = []
-
-        async def send_translated(message: Message) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start" and _is_problem(message):
-                held = message
-                return
-            if held is None:
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                await _send_error(send, held, b"".join(chunks))
-
-        await self.app(scope, receive, send_translated)
-
-
-def _is_problem(start: Message) -> bool:
-    return any(
-        key == b"content-type" and value.startswith(PROBLEM_JSON.encode())
-        for key, value in start["headers"]
-    )
-
-
-async def _send_error(send: Send, start: Message, problem: bytes) -> None:
-    try:
-        detail = orjson.loads(problem)["detail"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        detail = problem.decode(errors="replace")
-    body = orjson.dumps({"error": detail})
-    status = 400 if start["status"] == 422 else start["status"]
-    headers = [
-        (key, value)
-        for key, value in start["headers"]
-        if key not in (b"content-type", b"content-length")
-    ]
-    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -9,7 +9,7 @@ from openapi_spec_validator import validate
 
 from service.core.settings import Settings
 from service.models.latents import LATENT_LIMIT
-from service.rest.openapi import OPENAPI_FILE
+from service.openapi import OPENAPI_FILE
 from service.rest.schemas import SEED_MAX
 from tests.service.conftest import SHIPPED
 from tests.service.helpers import assert_problem

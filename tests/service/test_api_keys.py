@@ -14,7 +14,8 @@ import pytest
 from client import AsyncClient, Client, LatentServeError
 from client.batch import main as batch_main
 from service.app import create_app
-from service.core.auth import ApiKeyAuth, configured_keys
+from service.asgi.middleware import ApiKeyAuth
+from service.core.auth import configured_keys
 from service.core.settings import Settings
 from tests.service.conftest import Server, start_server, stop_server
 from tests.service.helpers import assert_problem

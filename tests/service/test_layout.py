@@ -1,14 +1,20 @@
-"""The shape of service/: one route per (path, method), the model routes served by ModelRoute."""
+"""The shape of service/: one route per (path, method), the model routes served by ModelRoute;
+no HTTP in the data plane, each package importing only what it may, no import cycles."""
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 from fastapi.routing import APIRoute
 
 from service.app import create_app
 from service.asgi.routing import ModelRoute
 from service.core.settings import Settings
+from tests.conftest import ROOT
 
 MODEL_ROUTES = {
     ("/encode", "POST"),
@@ -57,3 +63,108 @@ def test_the_routes_that_run_models_are_served_by_the_model_route_class():
     }
     assert set(routes) >= MODEL_ROUTES
     assert {key for key, route in routes.items() if isinstance(route, ModelRoute)} == MODEL_ROUTES
+
+
+# ---- imports ----------------------------------------------------------------------------------
+
+SERVICE = ROOT / "service"
+HTTP = {"fastapi", "starlette", "uvicorn"}
+# What each package of service/ may import of service/ (its package docstring says the same).
+MAY_IMPORT = {
+    "service.core": {"service.core"},
+    "service.models": {"service.core", "service.models"},
+    "service.asgi": {"service.core", "service.models", "service.asgi"},
+    "service.rest": {"service.core", "service.models", "service.asgi", "service.rest"},
+    "service.v2": {"service.core", "service.models", "service.asgi", "service.v2"},
+    "service.runtime": {"service.core", "service.asgi", "service.runtime"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in SERVICE.rglob("*.py")}
+
+
+def imports_of(module: str) -> set[str]:
+    """Every module an import statement of `module` names (at any depth, TYPE_CHECKING aside)."""
+    tree = ast.parse(MODULES[module].read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:  # `from package import module` names the module
+                child = f"{node.module}.{alias.name}"
+                names.add(child if child in MODULES else node.module)
+    return names
+
+
+GRAPH = {module: imports_of(module) for module in MODULES}
+
+
+def test_no_module_of_the_data_plane_imports_http_even_indirectly():
+    for start in (m for m in MODULES if m.startswith("service.models")):
+        seen, todo = set(), [start]
+        while todo:
+            module = todo.pop()
+            if module in seen:
+                continue
+            seen.add(module)
+            for name in GRAPH[module]:
+                assert name.split(".")[0] not in HTTP, f"{start} imports {name} (via {module})"
+                if name in MODULES:
+                    todo.append(name)
+
+
+def test_the_data_plane_loads_without_http():
+    code = (
+        "import sys, service.models.dataplane, service.models.reload, service.models.scores;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi','starlette','uvicorn'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_each_package_imports_only_what_its_docstring_allows():
+    for module, names in GRAPH.items():
+        package = next((p for p in MAY_IMPORT if module == p or module.startswith(p + ".")), None)
+        if package is None:  # service.app, service.openapi, service.__main__: they assemble
+            continue
+        for name in names:
+            if name.startswith("service."):
+                allowed = MAY_IMPORT[package]
+                assert any(name == a or name.startswith(a + ".") for a in allowed), (
+                    f"{module} imports {name}; {package} may import only {sorted(allowed)}"
+                )
+
+
+def test_no_import_cycles():
+    internal = {m: {n for n in names if n in MODULES and n != m} for m, names in GRAPH.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for name in sorted(internal[module]):
+            if state.get(name) == 1:
+                cycle = path[path.index(name) :] + [name]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if name not in state:
+                visit(name, [*path, name])
+        state[module] = 2
+
+    for module in sorted(internal):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_each_package_docstring_says_its_job_and_what_it_may_import():
+    for package in MAY_IMPORT:
+        doc = ast.get_docstring(ast.parse(MODULES[package].read_text())) or ""
+        assert "May import" in doc, f"{package} docstring: {doc!r}"

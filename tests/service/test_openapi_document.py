@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-from service.rest.openapi import OPENAPI_FILE, render
+from service.app import openapi_document as render
+from service.openapi import OPENAPI_FILE
 
 
 def test_openapi_file_matches_the_code():
-    assert OPENAPI_FILE.read_text() == render(), "stale: run `python -m service.rest.openapi`"
+    assert OPENAPI_FILE.read_text() == render(), "stale: run `python -m service openapi`"
 
 
 def test_every_route_documents_its_errors_as_problem_json():

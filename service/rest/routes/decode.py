@@ -6,14 +6,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service.asgi.routing import ModelRoute
+from service.core.media import JSON, NPY, PNG
 from service.rest import examples
 from service.rest.codecs import array_from_npy, latents_from_values
 from service.rest.deps import LabelQuery, ModelName, OutputQuery, served_model, settings_of
 from service.rest.fragments import binary_outputs, body, json_content, problems
-from service.rest.inputs import JSON as JSON_IN
-from service.rest.inputs import NPY as NPY_IN
 from service.rest.inputs import media_type, read_json, unsupported
-from service.rest.responses import JSON, NPY, PNG, images_response, negotiate
+from service.rest.responses import images_response, negotiate
 from service.rest.schemas import DecodeRequest, DecodeResponse
 
 router = APIRouter(tags=["latents"], route_class=ModelRoute)
@@ -31,7 +30,7 @@ router = APIRouter(tags=["latents"], route_class=ModelRoute)
     openapi_extra=body(
         {
             **json_content("DecodeRequest", examples.DECODE),
-            NPY_IN: {"schema": {"type": "string", "format": "binary"}},
+            NPY: {"schema": {"type": "string", "format": "binary"}},
         },
         "JSON latents (and labels), or an .npy array [N, latent_dim] with labels in the query.",
     ),
@@ -50,13 +49,13 @@ async def decode(
     model = served_model(request, model_name)
     settings = settings_of(request)
     kind = media_type(request)
-    if kind == JSON_IN:
+    if kind == JSON:
         payload = await read_json(request, DecodeRequest)
         values, label = payload.latents, payload.labels if payload.labels is not None else label
-    elif kind == NPY_IN:
+    elif kind == NPY:
         values = array_from_npy(await request.body())
     else:
-        raise unsupported(request, (JSON_IN, NPY_IN))
+        raise unsupported(request, (JSON, NPY))
     latents = latents_from_values(values, model.manifest.latent_dim, settings.max_images)
     labels = model.check_labels(label, len(latents))
     images = await model.decode(latents, labels)

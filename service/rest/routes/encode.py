@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from service.asgi.routing import ModelRoute
 from service.core.errors import BadInput
+from service.core.media import JSON, NPY, PNG
 from service.models.latents import new_seed, sample_posterior
 from service.models.served import ServedModel
 from service.rest import examples
@@ -17,9 +18,6 @@ from service.rest.deps import LabelQuery, ModelName, OutputQuery, served_model, 
 from service.rest.fragments import binary_outputs, image_body, problems
 from service.rest.inputs import read_images
 from service.rest.responses import (
-    JSON,
-    NPY,
-    PNG,
     images_response,
     json_response,
     negotiate,

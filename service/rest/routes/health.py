@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from service.rest.deps import app_state
+from service.rest.deps import plane
 from service.rest.responses import json_response
 from service.rest.schemas import Liveness, Readiness
-from service.runtime.protocol import Drain
-from service.runtime.workers import METRICS_DIR_ENV
 
 router = APIRouter(tags=["operations"])
 
@@ -32,19 +28,14 @@ async def healthz() -> Response:
     responses={503: {"model": Readiness, "description": "Not ready"}},
 )
 async def readyz(request: Request) -> Response:
-    state = app_state(request)
-    registry = state.registry
-    if registry is None:
-        detail = state.load_error or "models are loading"
-        return json_response({"ready": False, "models": [], "failed": [], "detail": detail}, 503)
-    failed = [{"name": f.name, "reason": f.reason} for f in registry.failed]
-    ready = bool(registry.models) and not Drain.active
-    if Drain.active:
-        detail = "shutting down: requests already accepted are answered, send new ones elsewhere"
-    else:
-        detail = None if ready else "no model could be loaded; see `failed`"
-    body = {"ready": ready, "models": sorted(registry.models), "failed": failed, "detail": detail}
-    return json_response(body, 200 if ready else 503)
+    readiness = plane(request).readiness()
+    body = {
+        "ready": readiness.ready,
+        "models": readiness.models,
+        "failed": [{"name": f.name, "reason": f.reason} for f in readiness.failed],
+        "detail": readiness.detail,
+    }
+    return json_response(body, 200 if readiness.ready else 503)
 
 
 @router.get(
@@ -56,8 +47,5 @@ async def readyz(request: Request) -> Response:
     },
 )
 async def metrics(request: Request) -> Response:
-    registry = app_state(request).metrics.registry
-    if METRICS_DIR_ENV in os.environ:  # several workers: the sums over all of them
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    body, media_type = plane(request).metrics.scrape()
+    return Response(body, media_type=media_type)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from service.asgi.routing import ModelRoute
 from service.core.errors import BadInput
+from service.core.media import JSON, MULTIPART, NPY, PNG
 from service.core.settings import Settings
 from service.models.latents import Method, interpolate
 from service.models.served import ServedModel
@@ -18,16 +19,14 @@ from service.rest import examples
 from service.rest.codecs import image_from_bytes, latents_from_values
 from service.rest.deps import ModelName, OutputQuery, served_model, settings_of
 from service.rest.fragments import BINARY, binary_outputs, body, json_content, problems
-from service.rest.inputs import JSON as JSON_IN
 from service.rest.inputs import (
-    MULTIPART,
     image_from_item,
     media_type,
     read_files,
     read_json,
     unsupported,
 )
-from service.rest.responses import JSON, NPY, PNG, images_response, negotiate
+from service.rest.responses import images_response, negotiate
 from service.rest.schemas import Endpoint, InterpolateRequest, InterpolateResponse
 
 router = APIRouter(tags=["latents"], route_class=ModelRoute)
@@ -73,7 +72,7 @@ async def interpolate_frames(
     settings = settings_of(request)
     _check_steps(steps, settings)
     kind = media_type(request)
-    if kind == JSON_IN:
+    if kind == JSON:
         payload = await read_json(request, InterpolateRequest)
         steps = payload.steps if payload.steps is not None else steps
         method = payload.method if payload.method is not None else method
@@ -83,7 +82,7 @@ async def interpolate_frames(
     elif kind == MULTIPART:
         ends = await _uploaded_ends(request, settings)
     else:
-        raise unsupported(request, (JSON_IN, MULTIPART))
+        raise unsupported(request, (JSON, MULTIPART))
     labels = model.check_labels(None if label is None else [label], steps)
     latents, images = await _frames(model, settings, ends, steps, method, labels)
     payload_out = {"model": model.name, "method": method, "latents": latents}

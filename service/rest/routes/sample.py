@@ -9,11 +9,12 @@ from starlette.responses import Response
 
 from service.asgi.routing import ModelRoute
 from service.core.errors import BadInput
+from service.core.media import JSON, NPY, PNG
 from service.models.latents import new_seed, sample
 from service.models.served import ServedModel
 from service.rest.deps import ModelName, OutputQuery, served_model, settings_of
 from service.rest.fragments import binary_outputs, problems
-from service.rest.responses import JSON, NPY, PNG, images_response, negotiate
+from service.rest.responses import images_response, negotiate
 from service.rest.schemas import SEED_MAX, SampleResponse
 
 router = APIRouter(tags=["latents"], route_class=ModelRoute)

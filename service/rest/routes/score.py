@@ -15,7 +15,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from service.asgi.routing import ModelRoute
-from service.core.errors import ApiError
+from service.core.errors import NotCalibrated
+from service.core.media import JSON, NPY, PNG
 from service.models import scores
 from service.models.manifest import Calibration, PixelCalibration, ScoreCalibration
 from service.models.served import ServedModel
@@ -24,14 +25,10 @@ from service.rest.deps import ModelName, served_model, settings_of
 from service.rest.fragments import binary_outputs, image_body, problems
 from service.rest.heatmaps import heatmap_pngs, maps_grid_png
 from service.rest.inputs import read_images
-from service.rest.responses import JSON, NPY, PNG, json_response, negotiate, npy_response
+from service.rest.responses import json_response, negotiate, npy_response
 from service.rest.schemas import ScoreRequest, ScoreResponse
 
 router = APIRouter(tags=["images"], route_class=ModelRoute)
-
-
-class NotCalibrated(ApiError):
-    status = 409
 
 
 ThresholdQuery = Annotated[

@@ -1,16 +1,16 @@
-"""The OpenAPI document: built from the app, written to openapi/openapi.json by one command.
+"""The OpenAPI document of the whole app (the domain routes and /v2): built from the routes and
+the settings, written to openapi/openapi.json by one command.
 
-python -m service.rest.openapi          # write the file
-python -m service.rest.openapi --check  # exit 1 when the file differs from the code
+python -m service openapi          # write the file
+python -m service openapi --check  # exit 1 when the file differs from the code
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from service.core.auth import document_security
-from service.core.errors import PROBLEM_JSON, Problem
+from service.asgi.problems import Problem
+from service.core.media import PROBLEM_JSON
 from service.core.settings import Settings
 from service.models.manifest import Manifest, ReferenceSet
+from service.models.oip import VERSION as V2_VERSION
 from service.rest.schemas import (
     DecodeRequest,
     EncodeRequest,
@@ -30,10 +31,15 @@ from service.rest.schemas import (
     ScoreRequest,
 )
 from service.v2.protocol import V2InferenceRequest, V2RepositoryIndexRequest
-from service.v2.routes import VERSION as V2_VERSION
 
-OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+OPENAPI_FILE = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 V2_PREFIX = "/v2"
+BEARER = "bearerAuth"
+API_KEY_HEADER = "apiKeyHeader"
+SECURITY_SCHEMES = {
+    BEARER: {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
+    API_KEY_HEADER: {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
 
 # Request bodies the routes read themselves (they accept several media types), and the
 # reference set; FastAPI cannot see them, so they are added to the components here.
@@ -214,28 +220,44 @@ def _errors_as_problems(schema: dict[str, Any]) -> None:
                     response["description"] = "Problem details"
 
 
-def render() -> str:
-    from service.app import create_app
+def document_security(
+    schema: dict[str, Any], open_paths: Iterable[str], keys_required: bool
+) -> None:
+    """Adds the two key schemes and applies them to every protected operation.
 
-    return json.dumps(create_app(Settings()).openapi(), indent=2, ensure_ascii=False) + "\n"
+    Without configured keys the requirement lists `{}` too: a key is accepted but not needed.
+    """
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    requirement: list[dict[str, list]] = [{BEARER: []}, {API_KEY_HEADER: []}]
+    if not keys_required:
+        requirement.append({})
+    unauthorized = {
+        "description": "No API key, or an unknown one (only where the server has API keys)",
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    skip = frozenset(open_paths)
+    for path, operations in schema["paths"].items():
+        if path in skip:
+            continue
+        for operation in operations.values():
+            operation["security"] = requirement
+            operation.setdefault("responses", {}).setdefault("401", unauthorized)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when the file is stale")
-    args = parser.parse_args(argv)
-    document = render()
-    if args.check:
+def render(app: FastAPI) -> str:
+    """The app's document as openapi/openapi.json holds it."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_or_check(document: str, check: bool) -> int:
+    """Writes the document to openapi/openapi.json; with `check`, 1 when the file differs."""
+    if check:
         current = OPENAPI_FILE.read_text() if OPENAPI_FILE.exists() else ""
         if current != document:
-            print(f"{OPENAPI_FILE} is stale: run python -m service.rest.openapi", file=sys.stderr)
+            print(f"{OPENAPI_FILE} is stale: run python -m service openapi", file=sys.stderr)
             return 1
         return 0
     OPENAPI_FILE.parent.mkdir(parents=True, exist_ok=True)
     OPENAPI_FILE.write_text(document)
     print(f"wrote {OPENAPI_FILE}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
