@@ -4,7 +4,6 @@ waited for until ready, and stopped by its own PID."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,10 @@ from pathlib import Path
 
 import httpx
 
+from deploy.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 UVICORN = ["--host", "127.0.0.1", "--workers", "1", "--log-level", "warning", "--no-access-log"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_environment(**extra: str) -> dict[str, str]:

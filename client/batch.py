@@ -123,9 +123,6 @@ async def encode(args: argparse.Namespace) -> None:
     print(f"wrote {len(names)} latents to {args.out}", file=sys.stderr)
 
 
-SCORE_COLUMNS = ("score", "percentile", "anomalous")
-
-
 async def score(args: argparse.Namespace) -> None:
     names = image_names(args)
     job = {"command": "score", "model": args.model, "batch_size": args.batch_size}

@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,23 +24,11 @@ from pathlib import Path
 
 import httpx
 
+from deploy.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-PORT_RANGE = (19000, 19999)
 NGINX_TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-
-
-def free_port() -> int:
-    """A port in PORT_RANGE that nothing listens on right now."""
-    for _ in range(200):
-        port = random.randint(*PORT_RANGE)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:

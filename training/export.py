@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -32,13 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from service.models.manifest import MANIFEST_FILE as MANIFEST
 from service.models.manifest import (
     DatasetInfo,
-    FileEntry,
     GraphSignature,
     ImageSpec,
     Manifest,
     PriorSampler,
+    file_problem,
+    hash_files,
 )
 from training import anomaly, benchmark, card, graphs, reference
 from training.data import ImageSplit, Splits, default_outliers, outlier_split
@@ -54,7 +55,6 @@ from training.parity import (
 )
 from training.train import TrainConfig, load_checkpoint, load_data
 
-MANIFEST = "manifest.json"
 REFERENCE = "reference.json"
 PARITY_IMAGES = 32
 SAMPLER_LATENTS = 20_000  # training latents the AE mixture is fitted on, at most
@@ -354,29 +354,21 @@ def _setting(key: str, value: object) -> object:
 
 def verify_folder(folder: Path | str) -> Manifest:
     """Read a model folder's manifest and check that it lists exactly the folder's files,
-    each with the right size and sha256. Raises `ExportError` otherwise."""
+    each with the right size and sha256 (as the service's registry checks them). Raises
+    `ExportError` otherwise."""
     folder = Path(folder)
     manifest = Manifest.model_validate_json((folder / MANIFEST).read_text())
-    actual = hash_files(folder)
-    if actual != manifest.files:
-        listed, present = set(manifest.files), set(actual)
-        wrong = sorted(f for f in listed & present if actual[f] != manifest.files[f])
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {
+        MANIFEST
+    }
+    listed = set(manifest.files)
+    wrong = sorted(f for f in listed & present if file_problem(folder, f, manifest.files[f]))
+    if listed != present or wrong:
         raise ExportError(
             f"{folder}: manifest does not match the files (missing: {sorted(listed - present)}, "
             f"unlisted: {sorted(present - listed)}, wrong hash or size: {wrong})"
         )
     return manifest
-
-
-def hash_files(folder: Path) -> dict[str, FileEntry]:
-    """sha256 and size of every file below `folder` except the manifest, by relative path."""
-    entries = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        if relative != MANIFEST:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            entries[relative] = FileEntry(sha256=digest, bytes=path.stat().st_size)
-    return entries
 
 
 def scalar_settings(

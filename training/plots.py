@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from service.models.latents import slerp
 from training.data import ImageSplit, Splits
 from training.models import Autoencoder
 
@@ -61,16 +62,6 @@ def principal_plane(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return mean, np.eye(2)
     _, _, vt = np.linalg.svd(codes - mean, full_matrices=False)
     return mean, vt[:2]
-
-
-def slerp(start: np.ndarray, end: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Spherical interpolation; falls back to linear for (nearly) parallel vectors."""
-    cos = np.dot(start, end) / (np.linalg.norm(start) * np.linalg.norm(end) + 1e-12)
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if omega < 1e-4:
-        return lerp(start, end, t)
-    t = t[:, None]
-    return (np.sin((1 - t) * omega) * start + np.sin(t * omega) * end) / np.sin(omega)
 
 
 def lerp(start: np.ndarray, end: np.ndarray, t: np.ndarray) -> np.ndarray:

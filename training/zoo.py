@@ -28,7 +28,6 @@ from training.export import export_model, reexport_folder, training_settings
 from training.train import TrainConfig, load_checkpoint, load_data, train
 
 ZOO_FILE = Path(__file__).with_name("zoo.toml")
-ZOO_ONLY_KEYS = ("description", "outliers")  # zoo.toml keys that are not TrainConfig fields
 
 
 @dataclass(frozen=True)

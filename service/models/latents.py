@@ -47,15 +47,19 @@ def sample(
 
 def interpolate(start: np.ndarray, end: np.ndarray, steps: int, method: Method) -> np.ndarray:
     """`steps` latents from `start` to `end` inclusive, [steps, D]."""
-    t = np.linspace(0.0, 1.0, steps)[:, None]
+    t = np.linspace(0.0, 1.0, steps)
     a, b = start.astype(np.float64), end.astype(np.float64)
     if method == "spherical":
-        return _slerp(a, b, t).astype(np.float32)
-    return ((1.0 - t) * a + t * b).astype(np.float32)
+        return slerp(a, b, t).astype(np.float32)
+    return ((1.0 - t[:, None]) * a + t[:, None] * b).astype(np.float32)
 
 
-def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Spherical interpolation (Shoemake), linear where the vectors are (anti)parallel or zero."""
+def slerp(start: np.ndarray, end: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (Shoemake) at the fractions `t` [T]: [T, D]; linear where the
+    vectors are (anti)parallel or zero. The one slerp: /interpolate and the model cards' strips
+    (training/plots.py) both draw with it."""
+    a, b = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)[:, None]
     norms = np.linalg.norm(a) * np.linalg.norm(b)
     if norms == 0.0:
         return (1.0 - t) * a + t * b

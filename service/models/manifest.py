@@ -1,12 +1,15 @@
 """The manifest: the whole contract between training/export and the service.
 
 `training.export` writes `manifest.json` through this model and the service's registry
-reads it back through the same model, so the two can never drift apart.
+reads it back through the same model, so the two can never drift apart; both hash and verify
+a folder's files with the functions at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
 from itertools import pairwise
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -212,3 +215,41 @@ class ReferenceSet(_Strict):
     points: list[Annotated[list[float], Field(min_length=2, max_length=2)]]
     labels: list[int]
     class_means: list[list[float]] | None = None  # [num_classes, latent_dim]
+
+
+# ---- the files of a model folder: written by export, verified by export and the registry -------
+
+MANIFEST_FILE = "manifest.json"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_files(folder: Path) -> dict[str, FileEntry]:
+    """sha256 and size of every file below `folder` except the manifest, by relative path."""
+    entries = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative != MANIFEST_FILE:
+            entries[relative] = FileEntry(sha256=sha256_of(path), bytes=path.stat().st_size)
+    return entries
+
+
+def file_problem(folder: Path, name: str, entry: FileEntry) -> str | None:
+    """Why the file `name` of `folder` does not match its manifest entry; None when it does."""
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        return f"{name} lies outside the model folder"
+    if not path.is_file():
+        return f"{name} is missing"
+    size = path.stat().st_size
+    if size != entry.bytes:
+        return f"{name} has {size} bytes; the manifest says {entry.bytes}"
+    if sha256_of(path) != entry.sha256:
+        return f"{name} does not match its sha256 in the manifest"
+    return None

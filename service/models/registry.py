@@ -16,12 +16,11 @@ from pydantic import ValidationError
 from service.core.errors import NotReady, UnknownModel
 from service.models.backends import Backend
 from service.models.batching import BatchPolicy
-from service.models.manifest import GraphSignature, Manifest, ReferenceSet
+from service.models.manifest import MANIFEST_FILE as MANIFEST
+from service.models.manifest import GraphSignature, Manifest, ReferenceSet, file_problem
 from service.models.served import ObserverFactory, ServedModel
 
 log = logging.getLogger("latentserve.registry")
-
-MANIFEST = "manifest.json"
 
 
 class BrokenModel(Exception):
@@ -180,27 +179,10 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 def verify_files(folder: Path, manifest: Manifest) -> None:
-    root = folder.resolve()
     for name, entry in manifest.files.items():
-        path = (folder / name).resolve()
-        if not path.is_relative_to(root):
-            raise BrokenModel(f"{name} lies outside the model folder")
-        if not path.is_file():
-            raise BrokenModel(f"{name} is missing")
-        if path.stat().st_size != entry.bytes:
-            raise BrokenModel(
-                f"{name} has {path.stat().st_size} bytes; the manifest says {entry.bytes}"
-            )
-        if sha256_of(path) != entry.sha256:
-            raise BrokenModel(f"{name} does not match its sha256 in the manifest")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        problem = file_problem(folder, name, entry)
+        if problem is not None:
+            raise BrokenModel(problem)
 
 
 def check_signatures(manifest: Manifest) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -16,24 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deploy.ports import free_port
 from tests.conftest import ROOT, SHIPPED, shipped_models_dir
 from tests.service.model_factory import build_model_folder, corrupt_hash
 
 __all__ = ["SHIPPED", "shipped_models_dir"]
 DIGITS = [str(d) for d in range(10)]
-
-
-def free_port(exclude: int | None = None) -> int:
-    ports = [port for port in range(18000, 19000) if port != exclude]
-    random.shuffle(ports)
-    for port in ports:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18000-18999")
 
 
 @dataclass

@@ -6,7 +6,6 @@ service, independent of the shipped models.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from datetime import UTC, datetime
@@ -18,12 +17,12 @@ from torch import nn
 
 from service.models.manifest import (
     DatasetInfo,
-    FileEntry,
     GraphSignature,
     Manifest,
     MixtureSampler,
     PriorSampler,
     ReferenceSet,
+    hash_files,
 )
 
 IMAGE = (1, 28, 28)
@@ -106,16 +105,6 @@ def build_model_folder(
     )
     (folder / "manifest.json").write_text(manifest.model_dump_json(indent=2))
     return manifest
-
-
-def hash_files(folder: Path) -> dict[str, FileEntry]:
-    return {
-        p.relative_to(folder).as_posix(): FileEntry(
-            sha256=hashlib.sha256(p.read_bytes()).hexdigest(), bytes=p.stat().st_size
-        )
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
-    }
 
 
 def _export(module: nn.Module, args: tuple, signature: GraphSignature, stem: Path) -> None:

@@ -3,7 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from training.plots import draw_all, lerp, slerp
+from service.models.latents import slerp
+from training.plots import draw_all, lerp
 from training.train import load_checkpoint, train
 
 PICTURES = {"latent_scatter", "latent_grid", "interpolation", "reconstructions", "samples"}
