@@ -3,12 +3,15 @@ with --check, checks) openapi/openapi.json.
 
 Settings come from LATENTSERVE_* variables (docs/service.md); `--host`, `--port` and
 `--workers` override theirs. A mistake is answered in one sentence (exit 2 for the command line
-or the settings, 1 for a failure); `--debug` adds the traceback.
+or the settings, 1 for a failure); `--debug` adds the traceback. A model directory that is
+missing or holds no model is said at the start too, and the server stays up (live, not ready):
+models exported there later are served after a SIGHUP.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import traceback
 from collections.abc import Sequence
@@ -92,22 +95,29 @@ def read_settings(args: argparse.Namespace) -> Settings:
 
 
 def check_settings(settings: Settings) -> None:
-    """What would stop the server later, said now: unusable keys, no models to serve."""
+    """What would stop the server later, said now (unusable keys), and what would leave it
+    serving nothing (no models), said at the start instead of only by a 503."""
     try:
         configured_keys(settings)
     except KeyConfigError as exc:
         raise CliError(str(exc), USAGE) from exc
     model_dir = settings.model_dir
     if not model_dir.is_dir():
-        raise CliError(
-            f"the model directory {model_dir} does not exist; set LATENTSERVE_MODEL_DIR to a "
-            "folder of exported models"
+        warn(
+            f"the model directory {model_dir} does not exist, so nothing is served: /readyz "
+            "answers 503 until it holds models and a SIGHUP reloads them (LATENTSERVE_MODEL_DIR "
+            "names another)"
         )
-    if not any(has_models(model_dir)):
-        raise CliError(
+    elif not any(has_models(model_dir)):
+        warn(
             f"the model directory {model_dir} holds no model folder (one with a manifest.json "
-            "each); export a model there or set LATENTSERVE_MODEL_DIR"
+            "each), so nothing is served: /readyz answers 503 until one is exported there and "
+            "a SIGHUP reloads them (LATENTSERVE_MODEL_DIR names another)"
         )
+
+
+def warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 def has_models(model_dir: Path):
@@ -126,13 +136,18 @@ def serve(settings: Settings) -> int:
         return Supervisor(settings).run()
     from service.runtime.server import serve as serve_one
 
-    try:
-        serve_one(settings)
-    except OSError as exc:  # binding the socket
-        raise CliError(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
-        ) from exc
+    serve_one(settings)
     return 0
+
+
+def check_listening(settings: Settings) -> None:
+    """That the address can be listened on (as uvicorn binds it), said in a sentence if not."""
+    try:
+        with socket.create_server((settings.host, settings.port)):
+            pass
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from exc
 
 
 def write_openapi(argv: Sequence[str]) -> int:
@@ -151,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = read_settings(args)
         check_settings(settings)
+        check_listening(settings)
         sys.exit(serve(settings))
     except CliError as exc:
         debug = args.debug or _debug_logging()

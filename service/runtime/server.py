@@ -82,20 +82,32 @@ class DrainingServer(uvicorn.Server):
             queued,
             len(self.server_state.tasks),
         )
-        left = max(0.0, started + self.grace - time.monotonic())
-        self.config.timeout_graceful_shutdown = left
-        # uvicorn's shutdown: each connection's shutdown() (Protocol's: busy ones close after
-        # their response), a wait for them up to the grace, cancelled after it, the lifespan.
-        await super().shutdown(sockets=None)
-        if self.server_state.tasks or time.monotonic() >= started + self.grace:
-            log.error(
-                "grace period over: cancelled %d request(s), closing %d connection(s)",
-                len(self.server_state.tasks),
-                len(self.server_state.connections),
-            )
-        for connection in list(self.server_state.connections):
-            connection.transport.abort()
+        deadline = started + self.grace
+        # Just before uvicorn cancels what is left, the connections still open are cut, so that
+        # a cancelled request's 500 goes nowhere: its client sees the connection close.
+        cut = asyncio.get_running_loop().call_later(
+            max(0.0, deadline - time.monotonic() - 0.05), self._grace_over
+        )
+        self.config.timeout_graceful_shutdown = max(0.0, deadline - time.monotonic())
+        try:
+            # uvicorn's shutdown: each connection's shutdown() (Protocol's: a busy one closes
+            # after its response), a wait for them within the grace, the lifespan's shutdown.
+            await super().shutdown(sockets=None)
+        finally:
+            cut.cancel()
         log.info("drained in %.2f s", time.monotonic() - started)
+
+    def _grace_over(self) -> None:
+        state = self.server_state
+        if not state.tasks and not state.connections:
+            return
+        log.error(
+            "grace period over: cancelling %d request(s), closing %d connection(s)",
+            len(state.tasks),
+            len(state.connections),
+        )
+        for connection in list(state.connections):
+            connection.transport.abort()
 
     async def _stop_accepting(self, sockets: list[socket.socket]) -> int:
         """Closes the listeners, serving the connections already in their accept queues: the

@@ -1,4 +1,5 @@
-"""Fixtures of the service tests: small model folders (good and broken) and real servers."""
+"""Fixtures of the service tests: small model folders (good and broken), the apps in process
+(`api`, `shipped`: what the routes answer) and real servers (what needs a socket)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import httpx
 import pytest
 
 from deploy.ports import free_port
+from service.core.settings import Settings
 from tests.conftest import ROOT, SHIPPED, shipped_models_dir
+from tests.service.inprocess import InProcessApp
 from tests.service.model_factory import build_model_folder, corrupt_hash
 
 __all__ = ["SHIPPED", "shipped_models_dir"]
@@ -100,14 +103,26 @@ def fixture_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def fixture_server(fixture_models: Path, tmp_path_factory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("logs") / "fixture-server.log"
-    server = start_server(fixture_models, log, default_model="tiny-vae", max_body_bytes="2000000")
+    server = start_server(fixture_models, log, **FIXTURE_SETTINGS)
     yield server
     stop_server(server)
 
 
+FIXTURE_SETTINGS = {"default_model": "tiny-vae", "max_body_bytes": "2000000"}
+
+
+@pytest.fixture(scope="session")
+def fixture_app(fixture_models: Path) -> Iterator[InProcessApp]:
+    """The fixture models' app in this process (tests/service/inprocess.py)."""
+    app = InProcessApp(Settings(model_dir=fixture_models, **FIXTURE_SETTINGS))
+    yield app
+    app.close()
+
+
 @pytest.fixture
-def api(fixture_server: Server) -> Iterator[httpx.Client]:
-    with fixture_server.client() as client:
+def api(fixture_app: InProcessApp) -> Iterator[httpx.Client]:
+    """A client of the fixture models' app, in process: what the routes answer."""
+    with fixture_app.client() as client:
         yield client
 
 
@@ -127,7 +142,16 @@ def shipped_torchscript_server(tmp_path_factory) -> Iterator[Server]:
     stop_server(server)
 
 
+@pytest.fixture(scope="session")
+def shipped_app() -> Iterator[InProcessApp]:
+    """The shipped models' app in this process, with the default settings."""
+    app = InProcessApp(Settings(model_dir=shipped_models_dir()))
+    yield app
+    app.close()
+
+
 @pytest.fixture
-def shipped(shipped_server: Server) -> Iterator[httpx.Client]:
-    with shipped_server.client() as client:
+def shipped(shipped_app: InProcessApp) -> Iterator[httpx.Client]:
+    """A client of the shipped models' app, in process: what the routes answer."""
+    with shipped_app.client() as client:
         yield client

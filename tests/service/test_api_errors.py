@@ -359,8 +359,10 @@ def test_validation_errors_list_each_field(api):
     assert {tuple(e["loc"]) for e in body["errors"]} == {("query", "n"), ("query", "seed")}
 
 
-def test_good_requests_are_undisturbed_by_concurrent_bad_ones(api, fixture_server):
-    expected = api.post("/encode", json=GOOD).json()["latents"]
+def test_good_requests_are_undisturbed_by_concurrent_bad_ones(fixture_server):
+    """On a real server, the good and the bad requests on connections of their own."""
+    with fixture_server.client() as api:
+        expected = api.post("/encode", json=GOOD).json()["latents"]
 
     def good(_: int) -> list:
         with fixture_server.client() as client:
@@ -378,4 +380,5 @@ def test_good_requests_are_undisturbed_by_concurrent_bad_ones(api, fixture_serve
         bads = pool.map(bad, range(len(CATALOG)))
         assert all(latents == expected for latents in goods)
         assert all(400 <= status < 500 for status in bads)
-    assert api.get("/readyz").status_code == 200
+    with fixture_server.client() as api:
+        assert api.get("/readyz").status_code == 200
