@@ -6,7 +6,7 @@ from typing import Any
 
 from service.asgi.problems import Problem
 from service.asgi.responses import BINARY, binary_outputs
-from service.core.media import PROBLEM_JSON
+from service.core.media import JPEG, JSON, MULTIPART, NPY, PNG, PROBLEM_JSON
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -23,7 +23,7 @@ def body(content: dict[str, Any], description: str) -> dict[str, Any]:
 
 def json_content(schema: str, examples: dict[str, Any]) -> dict[str, Any]:
     return {
-        "application/json": {
+        JSON: {
             "schema": {"$ref": f"#/components/schemas/{schema}"},
             "examples": examples,
         }
@@ -40,10 +40,10 @@ def image_body(
     return body(
         {
             **json_content(schema, examples),
-            "multipart/form-data": {"schema": multipart},
-            "image/png": {"schema": BINARY},
-            "image/jpeg": {"schema": BINARY},
-            "application/x-npy": {"schema": BINARY},
+            MULTIPART: {"schema": multipart},
+            PNG: {"schema": BINARY},
+            JPEG: {"schema": BINARY},
+            NPY: {"schema": BINARY},
         },
         "Images as JSON (base64 or nested lists), multipart file fields "
         f"({', '.join(file_fields)}), one raw image, or an .npy array [N,C,H,W] / [N,H,W] / [H,W].",

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from service.core.media import PNG
 from service.models.latents import LATENT_LIMIT, Method
 from service.models.manifest import Calibration
 
@@ -22,7 +23,7 @@ Base64Image = Annotated[
         description="A base64 PNG (JPEG and the other formats Pillow reads are accepted too; a "
         "`data:image/...;base64,` prefix is allowed), of any size: it is scaled to fit the "
         "model's size, aspect ratio kept, centred on black.",
-        json_schema_extra={"contentEncoding": "base64", "contentMediaType": "image/png"},
+        json_schema_extra={"contentEncoding": "base64", "contentMediaType": PNG},
     ),
 ]
 _ROWS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}

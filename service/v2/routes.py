@@ -20,7 +20,7 @@ from service.asgi.responses import plane as app_state
 from service.asgi.routing import ModelRoute
 from service.core.drain import Drain
 from service.core.errors import UnsupportedMediaType
-from service.core.media import OCTETS
+from service.core.media import JSON, OCTETS
 from service.models import oip
 from service.models.served import GraphKind, ServedModel
 from service.v2.protocol import (
@@ -224,7 +224,7 @@ async def model_version_metadata(
         "requestBody": {
             "required": False,
             "content": {
-                "application/json": {
+                JSON: {
                     "schema": {"$ref": "#/components/schemas/V2RepositoryIndexRequest"}
                 }
             },
@@ -299,7 +299,7 @@ INFER_DOC: dict = {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
+                JSON: {
                     "schema": {"$ref": "#/components/schemas/V2InferenceRequest"},
                     "examples": {
                         "decode": {

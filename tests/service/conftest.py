@@ -109,12 +109,13 @@ def fixture_server(fixture_models: Path, tmp_path_factory) -> Iterator[Server]:
 
 
 FIXTURE_SETTINGS = {"default_model": "tiny-vae", "max_body_bytes": "2000000"}
+IN_PROCESS = {"grpc_port": 0}  # the apps in process serve no gRPC (their servers do)
 
 
 @pytest.fixture(scope="session")
 def fixture_app(fixture_models: Path) -> Iterator[InProcessApp]:
     """The fixture models' app in this process (tests/service/inprocess.py)."""
-    app = InProcessApp(Settings(model_dir=fixture_models, **FIXTURE_SETTINGS))
+    app = InProcessApp(Settings(model_dir=fixture_models, **FIXTURE_SETTINGS, **IN_PROCESS))
     yield app
     app.close()
 
@@ -145,7 +146,7 @@ def shipped_torchscript_server(tmp_path_factory) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def shipped_app() -> Iterator[InProcessApp]:
     """The shipped models' app in this process, with the default settings."""
-    app = InProcessApp(Settings(model_dir=shipped_models_dir()))
+    app = InProcessApp(Settings(model_dir=shipped_models_dir(), **IN_PROCESS))
     yield app
     app.close()
 

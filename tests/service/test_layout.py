@@ -168,3 +168,15 @@ def test_each_package_docstring_says_its_job_and_what_it_may_import():
     for package in MAY_IMPORT:
         doc = ast.get_docstring(ast.parse(MODULES[package].read_text())) or ""
         assert "May import" in doc, f"{package} docstring: {doc!r}"
+
+
+def test_the_architecture_page_names_every_module_of_the_service():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    layout = page[page.index("## Layout") : page.index("### Rules")]
+    for module in MODULES:
+        leaf = module.rsplit(".", 1)[-1]
+        if module == "service":
+            continue
+        package = MODULES[module].name == "__init__.py"
+        named = f"{leaf}/" if package else f"{leaf}.py"
+        assert named in layout, f"docs/architecture.md does not name {module} ({named})"

@@ -502,9 +502,10 @@ def test_a_known_v2_path_with_another_method_is_405(shipped):
     assert response.status_code == 405 and response.headers["allow"] == "POST"
 
 
-def test_metrics_count_v2_requests_per_model(client, shipped):
+def test_metrics_count_v2_requests_per_model(client, shipped_server):
     client.infer("mnist-dae-decoder", [tensor("latent", np.zeros((1, 32), np.float32))])
-    text = shipped.get("/metrics").text
+    with shipped_server.client() as server:  # the metrics of the server `client` spoke to
+        text = server.get("/metrics").text
     assert re.search(
         r'latentserve_requests_total\{model="mnist-dae-decoder",'
         r'route="/v2/models/\{model\}/infer",status="200"\} [1-9]',

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from service.asgi.middleware import MODEL_SCOPE_KEY
 from service.core.errors import NotFound
+from service.core.media import JSON
 from service.core.settings import Settings
 from service.models.served import ServedModel
 from service.rest.deps import RegistryDep, plane, settings_of
@@ -50,11 +51,7 @@ async def get_model(request: Request, registry: RegistryDep, name: str = NamePat
     summary="The model's reference set: a 2-D latent map of test images and class means",
     description="The ReferenceSet of service/models/manifest.py, as exported with the model.",
     responses={
-        200: {
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ReferenceSet"}}
-            }
-        },
+        200: {"content": {JSON: {"schema": {"$ref": "#/components/schemas/ReferenceSet"}}}},
         **problems(404, 503),
     },
 )
@@ -62,7 +59,7 @@ async def get_reference(request: Request, registry: RegistryDep, name: str = Nam
     model = _named(request, registry.get(name))
     if model.reference_json is None:
         raise NotFound(f"model {name!r} was exported without a reference set")
-    return Response(model.reference_json, media_type="application/json")
+    return Response(model.reference_json, media_type=JSON)
 
 
 def _named(request: Request, model: ServedModel) -> ServedModel:

@@ -1,4 +1,4 @@
-"""Unit tests of settings, codecs, latents and backends' device checks."""
+"""The codecs of the domain API: uploads to the model's shape and range, PNGs and .npy out."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ import pytest
 from PIL import Image
 
 from service.core.errors import BadInput
-from service.core.settings import Settings
-from service.models.backends import BackendUnavailable, create_backend
-from service.models.latents import interpolate, sample, sample_posterior
-from service.models.manifest import ImageSpec, MixtureSampler, PriorSampler
+from service.models.manifest import ImageSpec
 from service.rest.codecs import (
     grid_png,
     image_from_base64,
@@ -28,47 +25,6 @@ from tests.service.helpers import npy, png
 
 GRAY = ImageSpec(channels=1, height=28, width=28)
 RGB = ImageSpec(channels=3, height=32, width=32)
-
-
-def test_settings_from_environment(monkeypatch):
-    monkeypatch.setenv("LATENTSERVE_PROVIDERS", "CUDAExecutionProvider, CPUExecutionProvider")
-    monkeypatch.setenv("LATENTSERVE_CORS_ORIGINS", "http://a.example,http://b.example")
-    monkeypatch.setenv("LATENTSERVE_MAX_IMAGES", "8")
-    monkeypatch.setenv("LATENTSERVE_MODEL_DIR", "relative/models")
-    settings = Settings()
-    assert settings.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert settings.cors_origins == ["http://a.example", "http://b.example"]
-    assert settings.max_images == 8
-    assert settings.model_dir.is_absolute() and settings.model_dir.name == "models"
-    assert (settings.host, settings.port, settings.backend) == ("127.0.0.1", 8000, "onnx")
-
-
-def test_settings_reject_nonsense(monkeypatch):
-    monkeypatch.setenv("LATENTSERVE_BACKEND", "tensorflow")
-    with pytest.raises(ValueError, match="backend"):
-        Settings()
-
-
-def test_require_cuda_refuses_to_start_without_cuda():
-    with pytest.raises(BackendUnavailable, match="CUDA"):
-        create_backend(
-            Settings(providers=["CUDAExecutionProvider", "CPUExecutionProvider"], require_cuda=True)
-        )
-    with pytest.raises(BackendUnavailable, match="omit"):
-        create_backend(Settings(providers=["CPUExecutionProvider"], require_cuda=True))
-
-
-def test_missing_cuda_falls_back_to_cpu_when_not_required():
-    backend = create_backend(Settings(providers=["CUDAExecutionProvider", "CPUExecutionProvider"]))
-    assert backend.describe() == {"backend": "onnx", "providers": ["CPUExecutionProvider"]}
-
-
-def test_torchscript_on_missing_cuda_is_a_startup_error():
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(BackendUnavailable, match="no CUDA"):
-        create_backend(Settings(backend="torchscript", torch_device="cuda"))
 
 
 def test_images_are_converted_to_the_model():
@@ -166,45 +122,3 @@ def test_grid_and_strip_sizes():
     grid = Image.open(io.BytesIO(grid_png(images, GRAY)))
     strip = Image.open(io.BytesIO(strip_png(images, GRAY)))
     assert grid.size == (3 * 28 + 4, 2 * 28 + 2) and strip.size == (5 * 28 + 8, 28)
-
-
-def test_prior_sampling_is_seeded_and_tempered():
-    first = sample(PriorSampler(), 3, 4, seed=9)
-    assert np.array_equal(first, sample(PriorSampler(), 3, 4, seed=9))
-    assert not np.array_equal(first, sample(PriorSampler(), 3, 4, seed=10))
-    np.testing.assert_allclose(sample(PriorSampler(), 3, 4, seed=9, temperature=0.5), first * 0.5)
-
-
-def test_mixture_sampling_follows_the_components():
-    mixture = MixtureSampler(
-        weights=[0.2, 0.8], means=[[-10.0], [10.0]], variances=[[0.01], [0.01]]
-    )
-    drawn = sample(mixture, 1, 5000, seed=0)[:, 0]
-    assert abs((drawn > 0).mean() - 0.8) < 0.03
-    assert np.abs(np.abs(drawn) - 10).max() < 1
-
-
-def test_posterior_sample_uses_logvar():
-    mean, logvar = np.zeros((2000, 2)), np.log(np.full((2000, 2), 4.0))
-    z = sample_posterior(mean, logvar, seed=1)
-    assert abs(z.std() - 2.0) < 0.1
-
-
-@pytest.mark.parametrize("method", ["linear", "spherical"])
-def test_interpolation_hits_both_ends(method):
-    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
-    path = interpolate(a, b, 5, method)
-    assert path.shape == (5, 3)
-    np.testing.assert_allclose(path[0], a, atol=1e-6)
-    np.testing.assert_allclose(path[-1], b, atol=1e-6)
-
-
-def test_spherical_keeps_norms_of_unit_vectors_and_degrades_to_linear():
-    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    np.testing.assert_allclose(
-        np.linalg.norm(interpolate(a, b, 7, "spherical"), axis=1), 1, atol=1e-6
-    )
-    same = interpolate(a, a * 2, 3, "spherical")
-    np.testing.assert_allclose(same, interpolate(a, a * 2, 3, "linear"), atol=1e-6)
-    zero = interpolate(np.zeros(2), b, 3, "spherical")
-    np.testing.assert_allclose(zero[1], [0, 0.5], atol=1e-6)
