@@ -86,8 +86,9 @@ def test_v2_errors_keep_their_form_and_carry_the_header(api):
     assert "error" in response.json()
 
 
-def test_the_plain_access_log_has_the_request_id(api, fixture_server):
-    api.post("/encode", json=GOOD, headers={"X-Request-ID": "plain-log-1"})
+def test_the_plain_access_log_has_the_request_id(fixture_server):
+    with fixture_server.client() as api:  # the server whose log is read
+        api.post("/encode", json=GOOD, headers={"X-Request-ID": "plain-log-1"})
     (line,) = access_lines(fixture_server, "plain-log-1")
     assert '"POST /encode HTTP/1.1" 200' in line
     assert "model=tiny-vae" in line and "request_id=plain-log-1" in line
