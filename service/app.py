@@ -24,7 +24,17 @@ from service.models.backends import create_backend
 from service.models.dataplane import DataPlane
 from service.models.reload import Reloader
 from service.openapi import build_openapi, render
-from service.rest.routes import decode, encode, health, interpolate, models, sample, score, web
+from service.rest.routes import (
+    decode,
+    docs,
+    encode,
+    health,
+    interpolate,
+    models,
+    sample,
+    score,
+    web,
+)
 from service.v2 import routes as v2
 from service.v2.errors import ErrorBodies
 
@@ -54,6 +64,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider=None) -> Fas
         version=package_version(),
         description=DESCRIPTION,
         lifespan=partial(lifespan, state=state, tracer=tracer),
+        docs_url=None,  # service/rest/routes/docs.py serves /docs and /redoc, CDN-free
+        redoc_url=None,
     )
     app.state.latentserve = state
     state.metrics.watch_queues(state.queue_depths)
@@ -67,6 +79,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider=None) -> Fas
     app.state.documented_routes = [
         route for router in (*served[:-1], *described, served[-1]) for route in router.routes
     ]
+    add_routes(app, docs.router)  # Swagger UI and ReDoc, their files served here (no CDN)
     add_routes(app, v2.fallback_router)  # unknown /v2 paths, before the page's catch-all
     if web.STATIC_DIR.is_dir():
         add_routes(app, web.router)  # last: its catch-all path must not shadow the API
@@ -108,9 +121,8 @@ def add_routes(app: FastAPI, *routers: APIRouter) -> None:
 
 def public_paths(app: FastAPI, settings: Settings) -> set[str]:
     """What stays open when keys are required: probes, the API docs and the web page's files."""
-    docs = (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url)
     files = web.page_files() if web.STATIC_DIR.is_dir() else []
-    return open_paths(settings, files, [path for path in docs if path])
+    return open_paths(settings, files, [app.openapi_url, *docs.paths()])
 
 
 @asynccontextmanager
