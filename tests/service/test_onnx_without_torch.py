@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent(
     )
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0,
                                            log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
     while not server.started:
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
@@ -43,6 +44,7 @@ SCRIPT = textwrap.dedent(
             client.get("/metrics"),
         ]
     server.should_exit = True
+    serving.join(timeout=30)  # its runners and sessions closed before the interpreter exits
     assert all(c.status_code == 200 for c in calls), [c.text for c in calls]
     print("torch imported:", "torch" in sys.modules)
     """
