@@ -224,9 +224,7 @@ async def model_version_metadata(
         "requestBody": {
             "required": False,
             "content": {
-                JSON: {
-                    "schema": {"$ref": "#/components/schemas/V2RepositoryIndexRequest"}
-                }
+                JSON: {"schema": {"$ref": "#/components/schemas/V2RepositoryIndexRequest"}}
             },
         }
     },

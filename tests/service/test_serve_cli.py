@@ -19,6 +19,7 @@ from tests.conftest import ROOT
 def serve(*args: str, timeout: float = 60, **settings: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATENTSERVE_")}
     env |= {f"LATENTSERVE_{key.upper()}": value for key, value in settings.items()}
+    env.setdefault("LATENTSERVE_GRPC_PORT", "0")
     return subprocess.run(
         [sys.executable, "-m", "service", *args],
         cwd=ROOT,
@@ -82,7 +83,7 @@ def test_a_model_directory_without_models_is_said_at_the_start(state, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "LATENTSERVE_MODEL_DIR": str(model_dir)},
+        env={**os.environ, "LATENTSERVE_MODEL_DIR": str(model_dir), "LATENTSERVE_GRPC_PORT": "0"},
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -103,7 +104,12 @@ def test_host_and_port_flags_choose_where_it_listens(fixture_models):
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "LATENTSERVE_MODEL_DIR": str(fixture_models), "LATENTSERVE_PORT": "1"},
+        env={
+            **os.environ,
+            "LATENTSERVE_MODEL_DIR": str(fixture_models),
+            "LATENTSERVE_PORT": "1",
+            "LATENTSERVE_GRPC_PORT": "0",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
