@@ -180,12 +180,13 @@ def statistics(state: DataPlane, name: str | None, version: str | None) -> dict[
     """Triton's inference statistics for one protocol model, or for every one when `name` is
     empty. From the graph runners' own measures: `inference_count` is batch items run,
     `execution_count` graph calls; `queue` the requests taken from the queue and their wait;
-    `compute_infer` those requests and, as Triton counts it (each request in a batch is charged
-    the batch's time), the mean graph call's time per request (the runners time batches, not
-    requests, so this is an estimate when batch times vary); `success` the same requests with
-    queue + compute time; `fail` the requests shed with 503. Decoding and encoding the tensors
-    happen in the front ends and are not timed: compute_input and compute_output carry the
-    request count (perf_analyzer requires the three compute counts to agree) and 0 ns."""
+    `compute_infer` those requests and the graph time spent on them (a batch's time counted
+    once, where Triton charges it to each request of the batch: every figure here is a
+    counter, so what a client subtracts between two reads never goes negative); `success` the
+    same requests with queue + compute time; `fail` the requests shed with 503. Decoding and
+    encoding the tensors happen in the front ends and are not timed: compute_input and
+    compute_output carry the request count (perf_analyzer requires the three compute counts to
+    agree) and 0 ns."""
     if name:
         served, kind = resolve(state, name, version)
         targets = [(name, served, kind)]
@@ -204,7 +205,6 @@ def statistics(state: DataPlane, name: str | None, version: str | None) -> dict[
         compute = values.get("compute_s", 0.0)
         queued = values.get("queued", 0.0)
         queue = values.get("queue_s", 0.0)
-        charged = compute / executions * queued if executions else 0.0  # per request, as Triton
         stats.append(
             {
                 "name": protocol_name,
@@ -213,11 +213,11 @@ def statistics(state: DataPlane, name: str | None, version: str | None) -> dict[
                 "inference_count": int(values.get("images", 0.0)),
                 "execution_count": int(executions),
                 "inference_stats": {
-                    "success": _duration(queued, queue + charged),
+                    "success": _duration(queued, queue + compute),
                     "fail": _duration(values.get("shed", 0.0), 0.0),
                     "queue": _duration(queued, queue),
                     "compute_input": _duration(queued, 0.0),
-                    "compute_infer": _duration(queued, charged),
+                    "compute_infer": _duration(queued, compute),
                     "compute_output": _duration(queued, 0.0),
                     "cache_hit": _duration(0, 0.0),
                     "cache_miss": _duration(0, 0.0),
