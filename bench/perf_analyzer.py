@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # servers.py imports deploy.ports
 import servers  # noqa: E402
 
 ROOT = servers.ROOT
