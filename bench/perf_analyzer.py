@@ -24,6 +24,7 @@ import csv
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -184,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
                                "settings": vars(args) | {"out": str(out), "image": args.image},
                                "cases": cases}, indent=1, default=str))  # fmt: skip
     print(f"wrote {out}")
-    return 1 if any(case["exit"] for case in cases) else 0
+    failed = any(case["exit"] for case in cases)
+    if failed:
+        print(f"inputs, CSVs and the server's log kept in {workdir}")
+    else:
+        shutil.rmtree(workdir)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
