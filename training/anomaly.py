@@ -244,29 +244,33 @@ def draw_histogram(samples: ScoreSamples, calibration: Calibration, path: Path) 
     rows = evaluation_rows(calibration)
     figure, axes = plt.subplots(len(rows), 1, figsize=(6.4, 3.2 * len(rows)), squeeze=False)
     for axis, (_, score) in zip(axes[:, 0], rows, strict=True):
-        test = samples.test[score.name]
-        sets = {"test split": test, **samples.outliers[score.name]}
-        low, high = np.percentile(np.concatenate(list(sets.values())), [0.5, 99.5])
-        bins = np.linspace(low, high, 60)
-        for label, values in sets.items():
-            axis.hist(
-                np.clip(values, low, high),
-                bins=bins,
-                histtype="stepfilled",
-                alpha=0.45,
-                density=True,
-                label=label,
-            )
-        axis.axvline(
-            score.threshold,
-            color="black",
-            linestyle="--",
-            label=f"threshold ({score.threshold_quantile:.0%} of validation)",
-        )
-        axis.set_xlabel(f"{score.name} ({score.unit})")
-        axis.set_ylabel("density")
-        axis.legend(fontsize=7)
+        sets = {"test split": samples.test[score.name], **samples.outliers[score.name]}
+        histogram_panel(axis, sets, score)
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
     return path
+
+
+def histogram_panel(axis, sets: Mapping[str, np.ndarray], score: ScoreCalibration) -> None:
+    """The scores of each set as a filled histogram (the middle 99 %), the threshold dashed."""
+    low, high = np.percentile(np.concatenate(list(sets.values())), [0.5, 99.5])
+    bins = np.linspace(low, high if high > low else low + 1, 60)
+    for label, values in sets.items():
+        axis.hist(
+            np.clip(values, low, high),
+            bins=bins,
+            histtype="stepfilled",
+            alpha=0.45,
+            density=True,
+            label=label,
+        )
+    axis.axvline(
+        score.threshold,
+        color="black",
+        linestyle="--",
+        label=f"threshold ({score.threshold_quantile:.0%} of validation)",
+    )
+    axis.set_xlabel(f"{score.name} ({score.unit})")
+    axis.set_ylabel("density")
+    axis.legend(fontsize=7)

@@ -492,30 +492,12 @@ def _thinned(x: np.ndarray, y: np.ndarray, points: int = 2000) -> tuple[np.ndarr
 
 def draw_histogram(normal: Judged, groups, calibration, path: Path) -> Path:
     """The image scores of the normal images and of each group, the threshold dashed."""
+    from training import anomaly
+
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
     sets = {"normal": normal.scores, **{name: j.scores for name, j in groups.items()}}
-    low, high = np.percentile(np.concatenate(list(sets.values())), [0.5, 99.5])
-    bins = np.linspace(low, high if high > low else low + 1, 60)
-    for label, values in sets.items():
-        axis.hist(
-            np.clip(values, low, high),
-            bins=bins,
-            histtype="stepfilled",
-            alpha=0.45,
-            density=True,
-            label=label,
-        )
-    score = calibration.score
-    axis.axvline(
-        score.threshold,
-        color="black",
-        linestyle="--",
-        label=f"threshold ({score.threshold_quantile:.0%} of validation)",
-    )
-    axis.set_xlabel(f"{score.name} ({score.unit})")
-    axis.set_ylabel("density")
-    axis.legend(fontsize=7)
+    anomaly.histogram_panel(axis, sets, calibration.score)
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
