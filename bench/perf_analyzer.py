@@ -14,7 +14,8 @@ decoders.
 
 Prints one line per case; writes bench/results/perf_analyzer-<time>.json (perf_analyzer's CSV
 columns per case: throughput, latency percentiles, and the server-side split it reads from
-/v2/models/<m>/stats).
+/v2/models/<m>/stats; and the server's own counts at the end, `server_stats`).
+tests/bench/test_perf_analyzer.py runs it briefly in the suite.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -119,6 +121,21 @@ def run_case(
     return case
 
 
+def served_counts(server: servers.Server, models: list[str]) -> dict[str, dict]:
+    """What the server itself counted per model over the whole run (its /v2 statistics)."""
+    stats = httpx.get(f"{server.url}/v2/models/stats", timeout=10).json()["model_stats"]
+    return {
+        entry["name"]: {
+            "inference_count": entry["inference_count"],
+            "execution_count": entry["execution_count"],
+            "success_count": entry["inference_stats"]["success"]["count"],
+            "fail_count": entry["inference_stats"]["fail"]["count"],
+        }
+        for entry in stats
+        if entry["name"] in models
+    }
+
+
 def _number(text: str) -> float | str:
     try:
         return float(text)
@@ -174,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{case['Inferences/Second']:8.0f} infer/s  "
                                   f"p50 {case['p50 latency'] / 1000:6.2f} ms  "
                                   f"p99 {case['p99 latency'] / 1000:6.2f} ms")  # fmt: skip
+        server_stats = served_counts(server, models)
     finally:
         server.stop()
     RESULTS.mkdir(exist_ok=True)
@@ -183,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ).stdout.strip()
     out.write_text(json.dumps({"tool": "perf_analyzer 2.60.0", "commit": commit,
                                "settings": vars(args) | {"out": str(out), "image": args.image},
-                               "cases": cases}, indent=1, default=str))  # fmt: skip
+                               "cases": cases, "server_stats": server_stats},
+                              indent=1, default=str))  # fmt: skip
     print(f"wrote {out}")
     failed = any(case["exit"] for case in cases)
     if failed:
