@@ -35,7 +35,8 @@ UNSUPPORTED = {  # request parameters of extensions this server does not have
 NO_REPOSITORY_CONTROL = (
     "this server does not load or unload models on request: it serves every folder of its "
     "model directory; add, replace or remove a folder there and send the process SIGHUP to "
-    "reload (docs/service.md)"
+    "reload (docs/service.md). Its READY models are loaded already: tell a tool that loads "
+    "before it measures so (Triton's model analyzer: --reload-model-disable)"
 )
 
 

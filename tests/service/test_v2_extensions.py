@@ -23,6 +23,7 @@ from service.models.oip import NO_REPOSITORY_CONTROL
 from tests.service.conftest import Server
 
 MAX_ITEMS = Settings.model_fields["max_images"].default
+OVERRIDE = json.dumps({"max_batch_size": 8})  # a load with a configuration, as model analyzer sends
 
 
 def connect(server: Server) -> triton.InferenceServerClient:
@@ -112,12 +113,17 @@ def test_repository_index_lists_the_models_and_refused_folders(client, fixture_s
     assert bad.status_code == 400 and "ready" in bad.json()["error"]
 
 
-@pytest.mark.parametrize("call", ["load_model", "unload_model"])
-def test_load_and_unload_are_refused_with_the_reason(client, call):
+@pytest.mark.parametrize(
+    ("call", "options"),
+    [("load_model", {}), ("load_model", {"config": OVERRIDE}), ("unload_model", {})],
+    ids=["load", "load-with-config", "unload"],
+)
+def test_load_and_unload_are_refused_with_the_reason(client, call, options):
     with pytest.raises(InferenceServerException) as caught:
-        getattr(client, call)("mnist-vae-encoder")
+        getattr(client, call)("mnist-vae-encoder", **options)
     assert caught.value.status() == "403"
     assert caught.value.message() == NO_REPOSITORY_CONTROL
+    assert "--reload-model-disable" in NO_REPOSITORY_CONTROL  # what model analyzer needs
 
 
 def test_tritons_aio_client(shipped_server):
