@@ -4,10 +4,10 @@ Protocol, over HTTP and gRPC, binary and JSON tensors, at several concurrencies.
 perf_analyzer 2.60 runs in a podman container (bench/perf_analyzer/image.sh builds it from a
 Debian trixie base made with debootstrap: the PyPI wheel needs glibc >= 2.38, this machine's
 Debian 12 has 2.36) with `--network host`, against one latentserve process on loopback (HTTP on
-a free port, gRPC on another). Its inputs are real data the benchmark writes: MNIST test digits
-for the encoders (`--input-data` JSON; `random` would fill FP32 tensors with NaN and Inf bit
-patterns, which the encoders rightly refuse) and mnist-ae's / mnist-vae's class means for the
-decoders.
+a free port, gRPC on another: unary ModelInfer, and ModelStreamInfer as `grpc-stream`). Its
+inputs are real data the benchmark writes: MNIST test digits for the encoders (`--input-data`
+JSON; `random` would fill FP32 tensors with NaN and Inf bit patterns, which the encoders rightly
+refuse) and mnist-ae's / mnist-vae's class means for the decoders.
 
     .venv/bin/python bench/perf_analyzer.py                       # every case, ~2 s each
     .venv/bin/python bench/perf_analyzer.py --models mnist-ae-encoder --concurrency 32
@@ -90,7 +90,7 @@ def run_case(
     csv_name = f"{model}-{protocol}-{tensors}-c{concurrency}.csv"
     command = [
         "podman", "run", "--rm", "--network", "host", "-v", f"{workdir}:/work:Z", args.image,
-        "-m", model, "-u", url, "-i", protocol,
+        "-m", model, "-u", url, "-i", protocol.removesuffix("-stream"),
         "--concurrency-range", str(concurrency),
         "--input-data", f"/work/{data.name}",
         "--measurement-interval", str(args.interval_ms),
@@ -98,6 +98,8 @@ def run_case(
         "--max-trials", str(args.max_trials),
         "-f", f"/work/{csv_name}",
     ]  # fmt: skip
+    if protocol == "grpc-stream":  # ModelStreamInfer: one stream per concurrency slot
+        command.append("--streaming")
     if tensors == "json":
         command += ["--input-tensor-format", "json", "--output-tensor-format", "json"]
     started = time.monotonic()
@@ -146,7 +148,8 @@ def _number(text: str) -> float | str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated V2 models")
-    parser.add_argument("--protocols", default="http,grpc")
+    parser.add_argument("--protocols", default="http,grpc,grpc-stream", help="grpc-stream: "
+                        "gRPC's ModelStreamInfer (perf_analyzer --streaming)")  # fmt: skip
     parser.add_argument("--tensors", default="binary,json", help="binary,json (JSON: HTTP only)")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--interval-ms", type=int, default=2000, help="per measurement window")
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         for model in models:
             for protocol in args.protocols.split(","):
                 for tensors in args.tensors.split(","):
-                    if protocol == "grpc" and tensors == "json":
+                    if protocol.startswith("grpc") and tensors == "json":
                         continue  # gRPC tensors are protobuf: raw_input_contents
                     for concurrency in map(int, args.concurrency.split(",")):
                         case = run_case(
@@ -184,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                         )  # fmt: skip
                         cases.append(case)
                         if case["exit"]:
-                            print(f"{model:18} {protocol:4} {tensors:6} c{concurrency:<3} "
+                            print(f"{model:18} {protocol:11} {tensors:6} c{concurrency:<3} "
                                   f"FAILED: {case['error'][-300:]}")  # fmt: skip
                         else:
-                            print(f"{model:18} {protocol:4} {tensors:6} c{concurrency:<3} "
+                            print(f"{model:18} {protocol:11} {tensors:6} c{concurrency:<3} "
                                   f"{case['Inferences/Second']:8.0f} infer/s  "
                                   f"p50 {case['p50 latency'] / 1000:6.2f} ms  "
                                   f"p99 {case['p99 latency'] / 1000:6.2f} ms")  # fmt: skip

@@ -2,6 +2,11 @@
 process and event loop, through the same data plane (service/models/oip.py) and graph runners:
 an HTTP request and a gRPC request for the same graph can share one batch.
 
+ModelStreamInfer answers each request of a stream when it is done (matched by `id`, as Triton's
+streams of non-decoupled models); the requests of one stream run concurrently, so they batch
+with each other and with every other caller, and a failed request answers `error_message`
+while the stream goes on.
+
 This module only translates: protobuf messages to named float32 arrays and back
 (`raw_input_contents`/`raw_output_contents`, or the typed `contents`), and the data plane's
 errors to gRPC status codes with the same sentences as over HTTP. API keys come as
@@ -9,7 +14,8 @@ errors to gRPC status codes with the same sentences as over HTTP. API keys come 
 (`grpc.health.v1.Health`), ServerLive and ServerReady stay open, as the HTTP probes do. The
 largest message received is LATENTSERVE_MAX_BODY_BYTES. On SIGTERM, readiness and health turn
 false at once; when the HTTP side has drained, the listener stops taking RPCs and those in
-flight are answered within what is left of the shutdown grace.
+flight are answered within what is left of the shutdown grace; open streams stop reading,
+answer what they hold and end with UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -52,6 +58,11 @@ CODES = {
     "unavailable": grpc.StatusCode.UNAVAILABLE,
     "not_supported": grpc.StatusCode.UNIMPLEMENTED,
 }
+CLOSING = (
+    "the server is shutting down: every request this stream received has been answered; "
+    "connect again and send the rest"
+)
+STREAM_ROUTE = f"grpc:/{SERVICE}/ModelStreamInfer"
 NO_KEY = (
     "this call needs an API key: send the metadata `authorization: Bearer <key>` or "
     "`x-api-key: <key>`"
@@ -81,6 +92,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self.digests = [hashlib.sha256(key.encode()).digest() for key in keys]
         self.in_flight = 0  # calls inside a handler now
         self.cut = 0  # calls cancelled inside a handler (the grace period ran out)
+        self.streams: set[Stream] = set()  # the open ModelStreamInfer calls
+        self.closing = False  # draining: streams take no more requests
         metrics = state.metrics
         self._requests = metrics.requests
         self._latency = metrics.latency
@@ -189,6 +202,51 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     # ---- inference ----------------------------------------------------------------------------
 
     async def _ModelInfer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        return await self._infer(request)
+
+    async def ModelStreamInfer(self, requests, context: grpc.aio.ServicerContext):
+        """Answers each request of the stream when it is done; ends when the client stops
+        sending and every request read is answered."""
+        if self.digests and not (authorized := self._authorized(context)):
+            self._requests.labels(STREAM_ROUTE, "", "UNAUTHENTICATED").inc()
+            detail = "the API key is not valid" if authorized is False else NO_KEY
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, detail)
+        stream = Stream(requests, self._answer_streamed)
+        self.streams.add(stream)
+        if self.closing:
+            stream.stop_reading()
+        self.in_flight += 1
+        try:
+            while (reply := await stream.next_answer()) is not None:
+                await context.write(reply)
+        except asyncio.CancelledError:
+            self.cut += 1
+            raise
+        finally:
+            self.in_flight -= 1
+            self.streams.discard(stream)
+            stream.cancel()
+        if stream.stopped:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, CLOSING)
+
+    async def _answer_streamed(self, request: pb.ModelInferRequest) -> pb.ModelStreamInferResponse:
+        """One request of a stream: its response, or its error's sentence (the stream goes on)."""
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            reply = pb.ModelStreamInferResponse(infer_response=await self._infer(request))
+        except ServiceError as error:
+            code = status_code(error)
+            reply = pb.ModelStreamInferResponse(error_message=error.detail)
+        except Exception:
+            log.exception("unhandled error in %s", STREAM_ROUTE)
+            code = grpc.StatusCode.INTERNAL
+            reply = pb.ModelStreamInferResponse(error_message="internal error; it has been logged")
+        self._requests.labels(STREAM_ROUTE, request.model_name, code.name).inc()
+        self._latency.labels(STREAM_ROUTE, request.model_name).observe(time.perf_counter() - start)
+        return reply
+
+    async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         name = request.model_name
         served, kind = oip.resolve(self.state, name, request.model_version)
         _refuse_unsupported(request.parameters, "the request")
@@ -260,6 +318,57 @@ def _inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
                 )
         arrays[name] = array.astype(np.float32).reshape(shape)
     return arrays
+
+
+class Stream:
+    """The requests of one ModelStreamInfer call, read by a task of their own: each is answered
+    by a task too, so that a stream's requests run (and batch) together, and the answers come
+    out as they finish."""
+
+    def __init__(self, requests, answer: Callable[[Any], Awaitable[Any]]) -> None:
+        self._answer = answer
+        self._answers: asyncio.Queue = asyncio.Queue()
+        self._running: set[asyncio.Task] = set()
+        self._unanswered = 0
+        self._reading = True
+        self._reader = asyncio.create_task(self._read(requests))
+        self._reader.add_done_callback(lambda _: self._answers.put_nowait(None))
+
+    @property
+    def stopped(self) -> bool:
+        """Whether reading was stopped (the server is draining) rather than ended by the client."""
+        return self._reader.cancelled()
+
+    async def _read(self, requests) -> None:
+        async for request in requests:
+            self._unanswered += 1
+            task = asyncio.create_task(self._answered(request))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _answered(self, request) -> None:
+        self._answers.put_nowait(await self._answer(request))
+
+    async def next_answer(self):
+        """The next answer done; None once the requests have ended and all are answered."""
+        while self._reading or self._unanswered:
+            answer = await self._answers.get()
+            if answer is None:  # the reader ended
+                self._reading = False
+                if not self.stopped and (error := self._reader.exception()) is not None:
+                    raise error
+                continue
+            self._unanswered -= 1
+            return answer
+        return None
+
+    def stop_reading(self) -> None:
+        self._reader.cancel()
+
+    def cancel(self) -> None:
+        self._reader.cancel()
+        for task in self._running:
+            task.cancel()
 
 
 class Health(health_pb2_grpc.HealthServicer):
@@ -334,6 +443,9 @@ class GrpcServer:
             await asyncio.sleep(0.05)
         settings = self.state.settings
         await asyncio.sleep(settings.drain_delay)
+        self.service.closing = True
+        for stream in self.service.streams:  # no more requests; the rest are answered
+            stream.stop_reading()
         log.info(
             "gRPC: no new calls (clients see UNAVAILABLE or CANCELLED for a call sent "
             "from now on, before any handler ran); %d in flight",

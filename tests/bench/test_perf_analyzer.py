@@ -1,5 +1,6 @@
 """Triton's perf_analyzer, the tool itself, against a real latentserve: bench/perf_analyzer.py
-run briefly over HTTP (binary and JSON tensors) and gRPC, on an encoder and a decoder, in its
+run briefly over HTTP (binary and JSON tensors) and gRPC (ModelInfer, and ModelStreamInfer with
+--streaming), on an encoder and a decoder, in its
 podman container (built at set-up by scripts/test: this test never downloads).
 
 Asserted: every case runs to a stable measurement, perf_analyzer reads the server-side split
@@ -19,7 +20,7 @@ from tests.conftest import ROOT, SHARED_MNIST, shipped_models_dir, skip_or_fail
 IMAGE = "localhost/perf-analyzer:2.60"
 MODELS = ["mnist-ae-encoder", "mnist-vae-decoder"]
 WINDOW_MS = 500
-MODES = {("http", "binary"), ("http", "json"), ("grpc", "binary")}
+MODES = {("http", "binary"), ("http", "json"), ("grpc", "binary"), ("grpc-stream", "binary")}
 
 
 def require_image() -> None:

@@ -416,3 +416,135 @@ def test_grpc_port_0_turns_grpc_off(tmp_path):
         assert httpx.get(f"{server.url}/v2/health/ready").json() == {"ready": True}
     finally:
         stop_server(server)
+
+
+# ---- ModelStreamInfer ----------------------------------------------------------------------
+
+
+class StreamAnswers:
+    """What tritonclient's stream callback receives: results by request id, stream errors."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, object] = {}
+        self.errors: list[InferenceServerException] = []
+        self.arrived = threading.Condition()
+
+    def __call__(self, result, error) -> None:
+        with self.arrived:
+            if error is not None:
+                self.errors.append(error)
+            else:
+                self.results[result.get_response().id] = result
+            self.arrived.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 30) -> None:
+        with self.arrived:
+            assert self.arrived.wait_for(
+                lambda: len(self.results) + len(self.errors) >= count, timeout
+            ), (len(self.results), self.errors)
+
+
+def test_a_stream_answers_each_request_as_the_domain_routes_and_goes_on_after_an_error(
+    client, shipped
+):
+    batches_ = [images(2, seed=20 + n) for n in range(6)]
+    small = np.zeros((1, 1, 5, 5), np.float32)
+    with pytest.raises(InferenceServerException) as unary:
+        client.infer("mnist-vae-encoder", [tensor("image", small)])
+    answers = StreamAnswers()
+    client.start_stream(callback=answers)
+    for n, batch in enumerate(batches_):
+        client.async_stream_infer("mnist-vae-encoder", [tensor("image", batch)], request_id=f"e{n}")
+        if n == 2:
+            client.async_stream_infer(
+                "mnist-vae-encoder", [tensor("image", small)], request_id="bad"
+            )
+    client.async_stream_infer(
+        "mnist-vae-2d-decoder", [tensor("latent", np.zeros((3, 2), np.float32))], request_id="d"
+    )
+    client.stop_stream()  # half-closes, then waits for the server to answer everything
+
+    assert sorted(answers.results) == sorted([f"e{n}" for n in range(6)] + ["d"])
+    # the failed request answers its error's sentence, as the unary call does, and only it
+    assert [error.message() for error in answers.errors] == [unary.value.message()]
+    for n, batch in enumerate(batches_):
+        domain = shipped.post(
+            "/encode",
+            params={"model": "mnist-vae"},
+            content=npy(batch),
+            headers={"Content-Type": "application/x-npy"},
+        ).json()
+        got = answers.results[f"e{n}"].as_numpy("mean")
+        assert np.abs(got - np.asarray(domain["mean"], np.float32)).max() <= TOLERANCE
+    unary_images = client.infer(
+        "mnist-vae-2d-decoder", [tensor("latent", np.zeros((3, 2), np.float32))]
+    )
+    streamed = answers.results["d"].as_numpy("image")
+    assert streamed.shape == (3, 1, 28, 28)
+    assert np.abs(streamed - unary_images.as_numpy("image")).max() <= TOLERANCE
+
+
+def test_a_stream_needs_the_key_and_its_requests_batch_together(keyed_server):
+    with connect(keyed_server) as anonymous:
+        refused = StreamAnswers()
+        anonymous.start_stream(callback=refused)
+        anonymous.async_stream_infer("mnist-vae-encoder", [tensor("image", images(1))])
+        refused.wait_for(1)
+        anonymous.stop_stream()
+    assert refused.results == {}
+    assert refused.errors[0].status() == "StatusCode.UNAUTHENTICATED"
+    assert "needs an API key" in refused.errors[0].message()
+
+    before = batches(keyed_server)
+    with connect(keyed_server) as client:
+        answers = StreamAnswers()
+        client.start_stream(callback=answers, headers={"authorization": f"Bearer {KEY}"})
+        for n in range(4):  # the runner lingers up to a second (batch_max_wait_ms) for company
+            client.async_stream_infer(
+                "mnist-vae-encoder", [tensor("image", images(1, seed=n))], request_id=str(n)
+            )
+        client.stop_stream()
+    assert sorted(answers.results) == ["0", "1", "2", "3"] and answers.errors == []
+    count, total = batches(keyed_server)
+    assert (count - before[0], total - before[1]) == (1, 4), "a stream's requests ran one by one"
+
+
+def test_sigterm_ends_a_stream_with_everything_it_read_answered(tmp_path):
+    """The stream goes on through the drain delay; then the server stops reading, answers what
+    it read and ends the stream with UNAVAILABLE: the answered ids are exactly the first ones
+    sent, so a client knows what to send again."""
+    drain_delay = 1.0
+    server = start_server(
+        one_model_dir(tmp_path), tmp_path / "server.log", drain_delay=str(drain_delay)
+    )
+    batch = images(2, seed=4)
+    answers = StreamAnswers()
+    sent = 0
+    try:
+        with connect(server) as client:
+            expected = client.infer("mnist-vae-encoder", [tensor("image", batch)]).as_numpy("mean")
+            client.start_stream(callback=answers)
+            signalled_at = None
+            while not answers.errors and sent < 20000:
+                client.async_stream_infer(
+                    "mnist-vae-encoder", [tensor("image", batch)], request_id=str(sent)
+                )
+                sent += 1
+                time.sleep(0.002)
+                if sent == 200:
+                    signalled_at = time.monotonic()
+                    server.process.send_signal(signal.SIGTERM)
+            client.stop_stream()
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        stop_server(server)
+    assert signalled_at is not None
+    assert len(answers.errors) == 1, answers.errors
+    assert answers.errors[0].status() == "StatusCode.UNAVAILABLE"
+    assert "every request this stream received has been answered" in answers.errors[0].message()
+    answered = sorted(int(key) for key in answers.results)
+    assert answered == list(range(len(answered))), "a request in the middle went unanswered"
+    assert len(answered) > 200, "the stream was not served through the drain delay"
+    for result in answers.results.values():
+        assert np.abs(result.as_numpy("mean") - expected).max() <= TOLERANCE
+    assert "gRPC listener closed; 0 call(s) cut by the grace period" in server.log.read_text()
