@@ -109,10 +109,14 @@ def test_config_statistics_and_index_are_the_http_ones(client, shipped_server):
     http.close()
 
 
-@pytest.mark.parametrize("call", ["load_model", "unload_model"])
-def test_load_and_unload_are_refused_with_the_reason(client, call):
+@pytest.mark.parametrize(
+    ("call", "options"),
+    [("load_model", {}), ("load_model", {"config": '{"max_batch_size": 8}'}), ("unload_model", {})],
+    ids=["load", "load-with-config", "unload"],
+)
+def test_load_and_unload_are_refused_with_the_reason(client, call, options):
     with pytest.raises(InferenceServerException) as caught:
-        getattr(client, call)("mnist-vae-encoder")
+        getattr(client, call)("mnist-vae-encoder", **options)
     assert caught.value.status() == "StatusCode.UNIMPLEMENTED"
     assert caught.value.message() == NO_REPOSITORY_CONTROL
 
