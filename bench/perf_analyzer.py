@@ -103,7 +103,9 @@ def run_case(
     if tensors == "json":
         command += ["--input-tensor-format", "json", "--output-tensor-format", "json"]
     started = time.monotonic()
+    cpu_before, count_before = cpu_seconds(server.pid), inferences(server, model)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=PODMAN_ENV)
+    cpu, count = cpu_seconds(server.pid) - cpu_before, inferences(server, model) - count_before
     case = {
         "model": model,
         "protocol": protocol,
@@ -111,6 +113,9 @@ def run_case(
         "concurrency": concurrency,
         "seconds": round(time.monotonic() - started, 1),
         "exit": result.returncode,
+        # the server process's CPU time (all its threads) per inference over the whole case:
+        # what each way in costs the server, whatever the client takes of the shared cores
+        "server_cpu_us_per_inference": round(cpu / count * 1e6, 1) if count else None,
     }
     if result.returncode == 0 and not (workdir / csv_name).exists():
         case["exit"] = -1  # perf_analyzer exits 0 when no window was stable enough
@@ -121,6 +126,18 @@ def run_case(
         row = next(csv.DictReader(handle))
     case.update({key: _number(value) for key, value in row.items()})
     return case
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def inferences(server: servers.Server, model: str) -> int:
+    """Batch items the server has run for `model` (its /v2 statistics)."""
+    stats = httpx.get(f"{server.url}/v2/models/{model}/stats", timeout=10).json()
+    return stats["model_stats"][0]["inference_count"]
 
 
 def served_counts(server: servers.Server, models: list[str]) -> dict[str, dict]:
@@ -193,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"{model:18} {protocol:11} {tensors:6} c{concurrency:<3} "
                                   f"{case['Inferences/Second']:8.0f} infer/s  "
                                   f"p50 {case['p50 latency'] / 1000:6.2f} ms  "
-                                  f"p99 {case['p99 latency'] / 1000:6.2f} ms")  # fmt: skip
+                                  f"p99 {case['p99 latency'] / 1000:6.2f} ms  "
+                                  f"server CPU {case['server_cpu_us_per_inference']:5.0f} us"
+                                  "/inference")  # fmt: skip
         server_stats = served_counts(server, models)
     finally:
         server.stop()
