@@ -103,9 +103,11 @@ def run_case(
     if tensors == "json":
         command += ["--input-tensor-format", "json", "--output-tensor-format", "json"]
     started = time.monotonic()
-    cpu_before, count_before = cpu_seconds(server.pid), inferences(server, model)
+    cpu_before, busy_before = cpu_seconds(server.pid), busy_seconds()
+    count_before = inferences(server, model)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=PODMAN_ENV)
-    cpu, count = cpu_seconds(server.pid) - cpu_before, inferences(server, model) - count_before
+    cpu, busy = cpu_seconds(server.pid) - cpu_before, busy_seconds() - busy_before
+    count = inferences(server, model) - count_before
     case = {
         "model": model,
         "protocol": protocol,
@@ -116,6 +118,8 @@ def run_case(
         # the server process's CPU time (all its threads) per inference over the whole case:
         # what each way in costs the server, whatever the client takes of the shared cores
         "server_cpu_us_per_inference": round(cpu / count * 1e6, 1) if count else None,
+        # everything else the machine's cores did meanwhile: perf_analyzer, podman, the rest
+        "other_cpu_us_per_inference": round((busy - cpu) / count * 1e6, 1) if count else None,
     }
     if result.returncode == 0 and not (workdir / csv_name).exists():
         case["exit"] = -1  # perf_analyzer exits 0 when no window was stable enough
@@ -128,10 +132,40 @@ def run_case(
     return case
 
 
+def plan(args: argparse.Namespace) -> list[tuple[str, str, str, int]]:
+    """Every (model, protocol, tensors, concurrency) case asked for, in order."""
+    return [
+        (model, protocol, tensors, concurrency)
+        for model in args.models.split(",")
+        for protocol in args.protocols.split(",")
+        for tensors in args.tensors.split(",")
+        if not (protocol.startswith("grpc") and tensors == "json")  # gRPC tensors are protobuf
+        for concurrency in map(int, args.concurrency.split(","))
+    ]
+
+
+def summary(case: dict) -> str:
+    head = f"{case['model']:18} {case['protocol']:11} {case['tensors']:6} c{case['concurrency']:<3}"
+    if case["exit"]:
+        return f"{head} FAILED: {case['error'][-300:]}"
+    return (
+        f"{head} {case['Inferences/Second']:6.0f} infer/s  p50 {case['p50 latency'] / 1000:6.2f} "
+        f"ms  p99 {case['p99 latency'] / 1000:6.2f} ms  CPU per inference: server "
+        f"{case['server_cpu_us_per_inference']:4.0f} us, the rest "
+        f"{case['other_cpu_us_per_inference']:4.0f} us"
+    )
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (/proc, in clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_seconds() -> float:
+    """CPU time the whole machine has spent busy so far, all cores (/proc/stat)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
 def inferences(server: servers.Server, model: str) -> int:
@@ -174,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     # third window whatever it shows (the JSON keeps the settings).
     parser.add_argument("--stability", type=int, default=500, help="perf_analyzer's, percent")
     parser.add_argument("--max-trials", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="times through every case, "
+                        "interleaved, since this machine's speed drifts by the minute")  # fmt: skip
     parser.add_argument("--requests", type=int, default=256, help="distinct inputs in the data")
     parser.add_argument("--image", default=IMAGE)
     parser.add_argument("--out", type=Path, help="results file (default: bench/results/...)")
@@ -192,27 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     cases = []
     try:
         server.wait_ready()
-        for model in models:
-            for protocol in args.protocols.split(","):
-                for tensors in args.tensors.split(","):
-                    if protocol.startswith("grpc") and tensors == "json":
-                        continue  # gRPC tensors are protobuf: raw_input_contents
-                    for concurrency in map(int, args.concurrency.split(",")):
-                        case = run_case(
-                            server, grpc_port, model, protocol, tensors, concurrency,
-                            data[model], workdir, args,
-                        )  # fmt: skip
-                        cases.append(case)
-                        if case["exit"]:
-                            print(f"{model:18} {protocol:11} {tensors:6} c{concurrency:<3} "
-                                  f"FAILED: {case['error'][-300:]}")  # fmt: skip
-                        else:
-                            print(f"{model:18} {protocol:11} {tensors:6} c{concurrency:<3} "
-                                  f"{case['Inferences/Second']:8.0f} infer/s  "
-                                  f"p50 {case['p50 latency'] / 1000:6.2f} ms  "
-                                  f"p99 {case['p99 latency'] / 1000:6.2f} ms  "
-                                  f"server CPU {case['server_cpu_us_per_inference']:5.0f} us"
-                                  "/inference")  # fmt: skip
+        for round_ in range(1, args.rounds + 1):
+            for model, protocol, tensors, concurrency in plan(args):
+                case = run_case(
+                    server, grpc_port, model, protocol, tensors, concurrency, data[model],
+                    workdir, args,
+                ) | {"round": round_}  # fmt: skip
+                cases.append(case)
+                print(summary(case))
         server_stats = served_counts(server, models)
     finally:
         server.stop()

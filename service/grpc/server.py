@@ -91,7 +91,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self.version = version
         self.digests = [hashlib.sha256(key.encode()).digest() for key in keys]
         self.in_flight = 0  # calls inside a handler now
-        self.cut = 0  # calls cancelled inside a handler (the grace period ran out)
+        self.cut = 0  # calls cancelled inside a handler while draining (the grace ran out)
         self.streams: set[Stream] = set()  # the open ModelStreamInfer calls
         self.closing = False  # draining: streams take no more requests
         metrics = state.metrics
@@ -142,8 +142,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             except ServiceError as error:
                 code = status_code(error)
                 await context.abort(code, error.detail)
-            except asyncio.CancelledError:
-                self.cut += 1
+            except asyncio.CancelledError:  # the client went away, or the grace ran out
+                self.cut += 1 if Drain.active else 0
                 code = grpc.StatusCode.CANCELLED
                 raise
             except grpc.aio.AbortError:
@@ -211,7 +211,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             self._requests.labels(STREAM_ROUTE, "", "UNAUTHENTICATED").inc()
             detail = "the API key is not valid" if authorized is False else NO_KEY
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, detail)
-        stream = Stream(requests, self._answer_streamed)
+        stream = Stream(requests, self._answer_streamed, self.state.settings.queue_max_requests)
         self.streams.add(stream)
         if self.closing:
             stream.stop_reading()
@@ -220,7 +220,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             while (reply := await stream.next_answer()) is not None:
                 await context.write(reply)
         except asyncio.CancelledError:
-            self.cut += 1
+            self.cut += 1 if Drain.active else 0
             raise
         finally:
             self.in_flight -= 1
@@ -325,9 +325,12 @@ class Stream:
     by a task too, so that a stream's requests run (and batch) together, and the answers come
     out as they finish."""
 
-    def __init__(self, requests, answer: Callable[[Any], Awaitable[Any]]) -> None:
+    def __init__(self, requests, answer: Callable[[Any], Awaitable[Any]], limit: int) -> None:
         self._answer = answer
         self._answers: asyncio.Queue = asyncio.Queue()
+        # At most `limit` requests read and not yet answered: then the stream reads no more
+        # until one is, and gRPC's flow control holds a client that sends without reading.
+        self._room = asyncio.Semaphore(limit)
         self._running: set[asyncio.Task] = set()
         self._unanswered = 0
         self._reading = True
@@ -340,7 +343,13 @@ class Stream:
         return self._reader.cancelled()
 
     async def _read(self, requests) -> None:
-        async for request in requests:
+        incoming = aiter(requests)
+        while True:
+            await self._room.acquire()
+            try:
+                request = await anext(incoming)
+            except StopAsyncIteration:
+                return
             self._unanswered += 1
             task = asyncio.create_task(self._answered(request))
             self._running.add(task)
@@ -359,6 +368,7 @@ class Stream:
                     raise error
                 continue
             self._unanswered -= 1
+            self._room.release()
             return answer
         return None
 
