@@ -1,10 +1,11 @@
 """The docker-compose topology on loopback, without Docker: N service replicas behind nginx.
 
-Each replica is `python -m service` (what `latentserve-serve` runs) on its own port; nginx runs
-the repo's deploy/nginx.conf with the replicas it resolves by name (`api`) replaced by an
-upstream of those ports. Used by tests/deploy and bench/, and by hand:
+Each replica is `python -m service` (what `latentserve-serve` runs) on its own HTTP and gRPC
+ports; nginx runs the repo's deploy/nginx.conf with the replicas it resolves by name (`api`)
+replaced by upstreams of those ports, HTTP and gRPC alike. Used by tests/deploy and bench/, and
+by hand:
 
-    python -m deploy.loopback --replicas 3      # prints the entry URL, Ctrl-C stops all
+    python -m deploy.loopback --replicas 3      # prints the entry URLs, Ctrl-C stops all
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 120.0
 class Replica:
     port: int
     process: subprocess.Popen
+    grpc_port: int = 0
 
     @property
     def url(self) -> str:
@@ -77,14 +79,15 @@ class Replica:
 def start_replica(model_dir: Path, log_dir: Path, env: dict[str, str] | None = None) -> Replica:
     """One service process on a free loopback port (not yet waited for)."""
     port = free_port()
+    grpc_port = free_port()
     settings = {
         "LATENTSERVE_HOST": "127.0.0.1",
         "LATENTSERVE_PORT": str(port),
         "LATENTSERVE_MODEL_DIR": str(model_dir),
         "LATENTSERVE_LOG_LEVEL": "warning",
         # Replicas on one host cannot share gRPC's default port 8001 (containers each have
-        # their own); nginx fronts HTTP only, so the loopback replicas serve no gRPC.
-        "LATENTSERVE_GRPC_PORT": "0",
+        # their own): each one its own free port, behind nginx's gRPC server.
+        "LATENTSERVE_GRPC_PORT": str(grpc_port),
     }
     log = open(log_dir / f"replica-{port}.log", "wb")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen(
@@ -95,32 +98,50 @@ def start_replica(model_dir: Path, log_dir: Path, env: dict[str, str] | None = N
         cwd=ROOT,
     )
     log.close()
-    return Replica(port, process)
+    return Replica(port, process, grpc_port)
 
 
 LOOPBACK_UPSTREAM = "latentserve_loopback"
+LOOPBACK_GRPC_UPSTREAM = "latentserve_loopback_grpc"
+
+
+def upstream_block(name: str, ports: list[int]) -> str:
+    servers = "".join(f"\n        server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;" for p in ports)
+    return f"\n    upstream {name} {{{servers}\n        keepalive 16;\n    }}"
 
 
 def render_nginx_conf(
-    source: str, listen_port: int, upstream_ports: list[int], workdir: Path
+    source: str,
+    listen_port: int,
+    upstream_ports: list[int],
+    workdir: Path,
+    grpc_listen_port: int | None = None,
+    grpc_upstream_ports: list[int] | None = None,
 ) -> str:
-    """The repo's nginx config with the replicas and the listen port moved to loopback.
+    """The repo's nginx config with the replicas and the listen ports moved to loopback.
 
-    `$api_replicas` names an upstream of the loopback ports instead of the compose service
-    (nginx looks a variable's value up among its upstreams before resolving it), so no DNS
-    resolver is needed. Every rewrite must match exactly once, so a change to deploy/nginx.conf
+    `$api_replicas` (`$api_grpc_replicas`) names an upstream of the replicas' loopback HTTP
+    (gRPC) ports instead of the compose service (nginx looks a variable's value up among its
+    upstreams before resolving it), so no DNS resolver is needed. Without gRPC ports the gRPC
+    server listens on a free port of its own and has an upstream of the HTTP ports, which
+    nothing calls. Every rewrite must match exactly once, so a change to deploy/nginx.conf
     that this function does not understand fails loudly instead of testing another topology.
     """
-    servers = "".join(
-        f"\n        server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;" for p in upstream_ports
+    grpc_listen_port = grpc_listen_port or free_port()
+    upstreams = upstream_block(LOOPBACK_UPSTREAM, upstream_ports) + upstream_block(
+        LOOPBACK_GRPC_UPSTREAM, grpc_upstream_ports or upstream_ports
     )
-    upstream = f"\n    upstream {LOOPBACK_UPSTREAM} {{{servers}\n        keepalive 16;\n    }}"
     temp_paths = "".join(f"\n    {name}_temp_path {workdir / name};" for name in NGINX_TEMP_DIRS)
     rewrites = [
         (r"^(\s*)set \$api_replicas api:\d+;", rf"\1set $api_replicas {LOOPBACK_UPSTREAM};"),
+        (
+            r"^(\s*)set \$api_grpc_replicas api:\d+;",
+            rf"\1set $api_grpc_replicas {LOOPBACK_GRPC_UPSTREAM};",
+        ),
         (r"^\s*include /etc/nginx/resolver\.conf;\n", ""),
         (r"^(\s*)listen \d+;", rf"\1listen 127.0.0.1:{listen_port};"),
-        (r"^http \{", lambda m: m.group(0) + temp_paths + upstream),
+        (r"^(\s*)listen \d+ http2;", rf"\1listen 127.0.0.1:{grpc_listen_port} http2;"),
+        (r"^http \{", lambda m: m.group(0) + temp_paths + upstreams),
     ]
     for pattern, replacement in rewrites:
         source, count = re.subn(pattern, replacement, source, flags=re.M)
@@ -133,10 +154,16 @@ def render_nginx_conf(
 class Nginx:
     port: int
     process: subprocess.Popen
+    grpc_port: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        """`host:port` of the gRPC entry point, as gRPC clients take it."""
+        return f"127.0.0.1:{self.grpc_port}"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -157,10 +184,17 @@ def nginx_binary() -> str:
     return found
 
 
-def start_nginx(upstream_ports: list[int], workdir: Path) -> Nginx:
+def start_nginx(
+    upstream_ports: list[int], workdir: Path, grpc_upstream_ports: list[int] | None = None
+) -> Nginx:
     port = free_port()
+    grpc_port = free_port()
     conf = workdir / "nginx.conf"
-    conf.write_text(render_nginx_conf(NGINX_CONF.read_text(), port, upstream_ports, workdir))
+    conf.write_text(
+        render_nginx_conf(
+            NGINX_CONF.read_text(), port, upstream_ports, workdir, grpc_port, grpc_upstream_ports
+        )
+    )
     command = [
         nginx_binary(),
         "-p",
@@ -178,7 +212,7 @@ def start_nginx(upstream_ports: list[int], workdir: Path) -> Nginx:
     log = open(workdir / "nginx.log", "wb")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    nginx = Nginx(port, process)
+    nginx = Nginx(port, process, grpc_port)
     wait_until_ready(f"{nginx.url}/nginx-healthz", process, timeout=20)
     return nginx
 
@@ -208,7 +242,11 @@ class LoopbackTopology:
             ]
             for replica in self.replicas:
                 wait_until_ready(f"{replica.url}/readyz", replica.process)
-            self.nginx = start_nginx([r.port for r in self.replicas], self.workdir)
+            self.nginx = start_nginx(
+                [r.port for r in self.replicas],
+                self.workdir,
+                [r.grpc_port for r in self.replicas],
+            )
         except BaseException:
             self.stop()
             raise
@@ -230,8 +268,12 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=ROOT / "exported_models")
     args = parser.parse_args()
     with LoopbackTopology(args.replicas, args.model_dir) as topology:
-        ports = ", ".join(str(r.port) for r in topology.replicas)
-        print(f"{topology.url}  (replicas on {ports}; logs in {topology.workdir})", flush=True)
+        ports = ", ".join(f"{r.port}/{r.grpc_port}" for r in topology.replicas)
+        print(
+            f"{topology.url}, gRPC {topology.nginx.grpc_target}  (replicas on HTTP/gRPC "
+            f"ports {ports}; logs in {topology.workdir})",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
 

@@ -2,15 +2,18 @@
 
 `docker compose up` with the repo's compose file plus deploy/podman/compose.override.yml (the
 images this machine cannot pull): 3 API replicas from `deploy.replicas`, nginx in front once
-they are healthy. Requests spread over the replicas; one replica killed under load costs
-< 0.1 % of the requests; scaling to 5 and back works without touching nginx; `down` leaves
-nothing behind.
+they are healthy. Requests spread over the replicas; gRPC (tritonclient, grpc.health.v1)
+through nginx's gRPC port answers as HTTP does and spreads too; one replica killed under load
+costs < 0.1 % of the requests; scaling to 5 and back works without touching nginx; `down`
+leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -19,9 +22,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import grpc
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.loopback import free_port
 from deploy.podman.healthchecks import HealthCheckRunner
@@ -45,6 +52,7 @@ class Stack:
     command: list[str]
     env: dict[str, str]
     url: str
+    grpc_target: str = ""
     figures: dict = field(default_factory=dict)
 
     def compose(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -105,6 +113,7 @@ def stack(serving_image, nginx_image, tmp_path_factory) -> Iterator[Stack]:
         **podman_environment(),
         "DOCKER_HOST": f"unix://{socket}",
         "LATENTSERVE_HTTP_PORT": str(free_port()),
+        "LATENTSERVE_GRPC_PUBLISHED_PORT": str(free_port()),
         "LATENTSERVE_IMAGE": serving_image.image,  # this session's build
     }
     command = [binary]
@@ -114,7 +123,12 @@ def stack(serving_image, nginx_image, tmp_path_factory) -> Iterator[Stack]:
         (plugins / "docker-compose").symlink_to(binary)
         env["DOCKER_CONFIG"] = str(plugins.parent)
         command = ["docker", "compose"]
-    stack = Stack(command, env, f"http://127.0.0.1:{env['LATENTSERVE_HTTP_PORT']}")
+    stack = Stack(
+        command,
+        env,
+        f"http://127.0.0.1:{env['LATENTSERVE_HTTP_PORT']}",
+        f"127.0.0.1:{env['LATENTSERVE_GRPC_PUBLISHED_PORT']}",
+    )
     try:
         deadline = time.monotonic() + 30
         while not socket.exists() and time.monotonic() < deadline:
@@ -179,6 +193,89 @@ def test_requests_spread_over_every_replica(stack):
     stack.figures["spread"] = {addresses.get(a, a): n for a, n in counts.items()}
     assert set(counts) == set(addresses)
     assert min(counts.values()) >= 5, counts
+
+
+COUNTER_LINE = r"^(latentserve_requests_total\{[^}]*\}) (\S+)$"
+
+
+def grpc_requests_served(replica: str, method: str) -> int:
+    """latentserve_requests_total of one gRPC method on one replica, read inside its container."""
+    metrics = podman(
+        "exec",
+        replica,
+        "python",
+        "-c",
+        "print(__import__('urllib.request').request.urlopen('http://127.0.0.1:8000/metrics')"
+        ".read().decode())",
+    ).stdout
+    route = f'route="grpc:/inference.GRPCInferenceService/{method}"'
+    return sum(
+        int(float(value))
+        for line, value in re.findall(COUNTER_LINE, metrics, re.M)
+        if route in line and 'status="OK"' in line
+    )
+
+
+def test_grpc_through_nginx_answers_as_http_and_spreads_over_the_replicas(stack):
+    """nginx's gRPC server (published port -> 8001, grpc_pass to every replica's 8001)."""
+    addresses = stack.replica_addresses()  # ip:8000 -> container
+    replicas = {a.rsplit(":", 1)[0]: name for a, name in addresses.items()}  # ip -> container
+    model = "mnist-ae-encoder"
+    batch = np.random.default_rng(7).random((2, 1, 28, 28), dtype=np.float32)
+
+    def image(client_module):
+        given = client_module.InferInput("image", list(batch.shape), "FP32")
+        given.set_data_from_numpy(batch)
+        return given
+
+    http = triton_http.InferenceServerClient(stack.url.removeprefix("http://"))
+    expected = http.infer(model, [image(triton_http)]).as_numpy("latent")
+    http.close()
+
+    client = triton_grpc.InferenceServerClient(stack.grpc_target)  # one channel: one connection
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready(model)
+    assert client.get_server_metadata().name == "latentserve"
+    metadata = client.get_model_metadata(model)
+    assert [i.name for i in metadata.inputs] == ["image"]
+    calls = 9 * len(replicas)
+    for _ in range(calls):
+        latent = client.infer(model, [image(triton_grpc)]).as_numpy("latent")
+        assert np.abs(latent - expected).max() <= 1e-6
+
+    answers: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: answers.put((result, error)))
+    for k in range(3):
+        client.async_stream_infer(model, [image(triton_grpc)], request_id=str(k))
+    streamed = {}
+    for _ in range(3):
+        result, error = answers.get(timeout=30)
+        assert error is None, error
+        streamed[result.get_response().id] = result.as_numpy("latent")
+    client.stop_stream()
+    client.close()
+    assert sorted(streamed) == ["0", "1", "2"]
+    assert all(np.abs(v - expected).max() <= 1e-6 for v in streamed.values())
+
+    # grpc.health.v1, as a Kubernetes gRPC probe or a load balancer asks; nginx names the
+    # replica that answered in the initial metadata (x-served-by).
+    with grpc.insecure_channel(stack.grpc_target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        checked = Counter()
+        for _ in range(3 * len(replicas)):
+            answer, call = health.Check.with_call(health_pb2.HealthCheckRequest(), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            served = dict(call.initial_metadata())["x-served-by"].split(",")[-1].strip()
+            host, port = served.rsplit(":", 1)
+            assert port == "8001"
+            checked[replicas[host]] += 1
+    assert set(checked) == set(replicas.values()), checked
+
+    # The replicas' own counters: every one answered some of the one channel's ModelInfer calls.
+    infers = {name: grpc_requests_served(name, "ModelInfer") for name in replicas.values()}
+    stack.figures["grpc_spread"] = {"ModelInfer": infers, "Check": dict(checked)}
+    assert sum(infers.values()) == calls, infers
+    assert min(infers.values()) >= 1, infers
 
 
 def test_a_replica_killed_under_load_costs_under_a_tenth_of_a_percent(stack):

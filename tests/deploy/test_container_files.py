@@ -207,8 +207,11 @@ def test_nginx_is_the_single_entry_point(compose):
     mounts = {v["source"]: v["target"] for v in nginx["volumes"]}
     assert mounts["./deploy/nginx.conf"] == "/etc/nginx/nginx.conf"
     assert nginx["depends_on"]["api"]["condition"] == "service_healthy"
-    container_port = nginx["ports"][0].rsplit(":", 1)[-1]
-    assert f"listen {container_port};" in NGINX_CONF.read_text()
+    http_port, grpc_port = (p.rsplit(":", 1)[-1] for p in nginx["ports"])
+    assert f"listen {http_port};" in NGINX_CONF.read_text()
+    assert f"listen {grpc_port} http2;" in NGINX_CONF.read_text(), "gRPC: HTTP/2 cleartext"
+    # The host port's variable is not the service's LATENTSERVE_GRPC_PORT (its listen port).
+    assert nginx["ports"][1] == "${LATENTSERVE_GRPC_PUBLISHED_PORT:-8081}:8001"
 
 
 def test_every_service_has_a_health_check_and_resource_limits(compose):
@@ -278,6 +281,22 @@ def test_nginx_balances_over_the_api_service_and_re_resolves_it(compose, nginx_c
     assert "/etc/resolv.conf" in entrypoint, "the engine's DNS server, whichever engine"
 
 
+def test_nginx_balances_grpc_over_the_same_re_resolved_replicas(compose, nginx_conf):
+    (target,) = re.findall(r"^\s*set \$api_grpc_replicas (\S+);", nginx_conf, re.M)
+    host, port = target.split(":")
+    assert host == "api" and port == "8001"
+    assert port in [str(p) for p in compose["services"]["api"]["expose"]]
+    assert "grpc_pass grpc://$api_grpc_replicas;" in nginx_conf
+
+
+def test_nginx_hands_a_grpc_call_on_only_when_no_replica_got_it(nginx_conf):
+    """Connection failures only: a gRPC call (a POST) that reached a replica, a stream above
+    all, is never sent again (no `non_idempotent`, no status codes)."""
+    (policy,) = re.findall(r"grpc_next_upstream ([^;]+);", nginx_conf)
+    assert set(policy.split()) == {"error", "timeout"}
+    assert re.search(r"grpc_next_upstream_tries [2-9];", nginx_conf)
+
+
 def test_compose_starts_nginx_through_the_entrypoint_script(compose):
     nginx = compose["services"]["nginx"]
     mounts = {v["source"]: v["target"] for v in nginx["volumes"]}
@@ -320,6 +339,7 @@ def test_the_stack_publishes_one_checked_replica_per_node(stacks, compose):
     assert api["deploy"]["resources"] == compose["services"]["api"]["deploy"]["resources"]
     (port,) = api["ports"]
     assert port["mode"] == "host" and port["target"] == 8000
+    # gRPC is not carried on the swarm (docs/deploy.md#docker-swarm): no port 8001 published.
     assert api["deploy"]["endpoint_mode"] == "dnsrr", "no virtual IP: it needs IPVS"
     assert api["deploy"]["placement"]["max_replicas_per_node"] == 1
     update = api["deploy"]["update_config"]

@@ -111,8 +111,23 @@ def test_service_pdb_and_autoscaler_point_at_the_deployment(overlay):
     assert objects["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == selector
     target = objects["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
-    (port,) = objects["Service"]["spec"]["ports"]
-    assert port["targetPort"] in {p["name"] for p in api_container(deployment)["ports"]}
+    container_ports = {p["name"] for p in api_container(deployment)["ports"]}
+    for port in objects["Service"]["spec"]["ports"]:
+        assert port["targetPort"] in container_ports
+
+
+def test_the_service_carries_http_and_grpc(overlay):
+    _, objects = overlay
+    container = api_container(objects["Deployment"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8000, "grpc": 8001}, "the image's EXPOSE 8000 8001"
+    service = {p["name"]: p for p in objects["Service"]["spec"]["ports"]}
+    assert set(service) == {"http", "grpc"}
+    assert (service["grpc"]["port"], service["grpc"]["targetPort"]) == (8001, "grpc")
+    # HTTP/2 without TLS, so that ingress controllers and meshes speak h2c to the pods.
+    assert service["grpc"]["appProtocol"] in {"kubernetes.io/h2c", "grpc"}
+    # The service's gRPC port is its default one: the settings leave it alone.
+    assert "LATENTSERVE_GRPC_PORT" not in objects["ConfigMap"]["data"]
 
 
 def test_the_autoscaler_owns_the_replica_count(overlay):

@@ -1,5 +1,5 @@
 """The compose topology for real on loopback: N service replicas behind Debian's nginx running
-deploy/nginx.conf (upstream rewritten to loopback ports by deploy.loopback)."""
+deploy/nginx.conf (upstreams rewritten to loopback ports by deploy.loopback), HTTP and gRPC."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -54,14 +56,21 @@ def encode_through(http: httpx.Client, seed: int) -> httpx.Response:
 
 def test_rewritten_config_keeps_everything_but_the_addresses():
     source = NGINX_CONF.read_text()
-    rendered = render(source, 19999, [19001, 19002], Path("/tmp/x"))
-    assert "server 127.0.0.1:19001 max_fails=2 fail_timeout=5s;" in rendered
-    assert "server 127.0.0.1:19002 max_fails=2 fail_timeout=5s;" in rendered
+    rendered = render(source, 19999, [19001, 19002], Path("/tmp/x"), 19998, [19101, 19102])
+    for port in (19001, 19002, 19101, 19102):
+        assert f"server 127.0.0.1:{port} max_fails=2 fail_timeout=5s;" in rendered
     assert "set $api_replicas latentserve_loopback;" in rendered
+    assert "set $api_grpc_replicas latentserve_loopback_grpc;" in rendered
     assert "listen 127.0.0.1:19999;" in rendered
+    assert "listen 127.0.0.1:19998 http2;" in rendered
     directives = [line for line in rendered.splitlines() if not line.strip().startswith("#")]
     assert not [line for line in directives if "api:" in line or "resolver.conf" in line]
-    changed = ("set $api_replicas", "listen", "include /etc/nginx/resolver.conf")
+    changed = (
+        "set $api_replicas",
+        "set $api_grpc_replicas",
+        "listen",
+        "include /etc/nginx/resolver.conf",
+    )
     kept = [line for line in source.splitlines() if not any(c in line for c in changed)]
     assert all(line in rendered for line in kept)
     with pytest.raises(ValueError, match="expected one match"):
@@ -99,3 +108,22 @@ def test_the_web_page_and_problem_details_pass_through_nginx(topology):
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
     assert "no-such-model" in missing.json()["detail"]
+
+
+def test_grpc_calls_spread_over_the_replicas_and_skip_a_dead_one(topology):
+    """nginx's gRPC server: one client channel (one HTTP/2 connection), each call to a replica
+    of its own; a replica that refuses connections is skipped (grpc_next_upstream error)."""
+    with grpc.insecure_channel(topology.nginx.grpc_target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def check() -> str:
+            answer, call = health.Check.with_call(health_pb2.HealthCheckRequest(), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            return dict(call.initial_metadata())["x-served-by"].split(",")[-1].strip()
+
+        grpc_addresses = {f"127.0.0.1:{r.grpc_port}" for r in topology.replicas}
+        assert {check() for _ in range(4 * REPLICAS)} == grpc_addresses
+        victim, *survivors = topology.replicas
+        victim.kill()
+        served = [check() for _ in range(4 * REPLICAS)]
+    assert set(served) == {f"127.0.0.1:{r.grpc_port}" for r in survivors}
