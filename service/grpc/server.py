@@ -38,14 +38,15 @@ from service.core.errors import NotFound, ServiceError
 from service.models import oip
 from service.models.dataplane import DataPlane
 
+from . import tensors
 from .generated import grpc_service_pb2 as pb
 from .generated import grpc_service_pb2_grpc as pb_grpc
+from .streams import Stream
 
 log = logging.getLogger("latentserve.grpc")
 
 SERVICE = "inference.GRPCInferenceService"
 OPEN_METHODS = {"ServerLive", "ServerReady"}
-DATATYPES = {"FP32": np.dtype("<f4"), "FP16": np.dtype("<f2"), "FP64": np.dtype("<f8")}
 # The gRPC status of each kind of service error (service.core.errors), as HTTP has its own.
 CODES = {
     "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
@@ -249,12 +250,12 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         name = request.model_name
         served, kind = oip.resolve(self.state, name, request.model_version)
-        _refuse_unsupported(request.parameters, "the request")
-        given = _inputs(request)
+        tensors.refuse_unsupported(request.parameters, "the request")
+        given = tensors.inputs(request)
         signature = getattr(served.manifest, kind)
         asked = [output.name for output in request.outputs]
         for output in request.outputs:
-            _refuse_unsupported(output.parameters, f"output {output.name!r}")
+            tensors.refuse_unsupported(output.parameters, f"output {output.name!r}")
         oip.check_outputs(name, signature.outputs, asked)
         inputs = oip.graph_inputs(self.state, served, kind, name, given)
         outputs = await served.run(kind, inputs)
@@ -264,121 +265,6 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             response.outputs.add(name=output, datatype="FP32", shape=array.shape)
             response.raw_output_contents.append(array.tobytes())
         return response
-
-
-def _refuse_unsupported(parameters, what: str) -> None:
-    for key, reason in oip.UNSUPPORTED.items():
-        if key in parameters:
-            raise oip.BadRequest(f"{what}: {reason}")
-
-
-def _inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
-    """The request's tensors as float32 arrays in their stated shapes."""
-    raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
-        raise oip.BadRequest(
-            f"raw_input_contents holds {len(raw)} tensors for {len(request.inputs)} inputs; "
-            "give one per input, in order, or none"
-        )
-    if not request.inputs:
-        raise oip.BadRequest("`inputs` must be a non-empty list of tensors")
-    arrays: dict[str, np.ndarray] = {}
-    for index, tensor in enumerate(request.inputs):
-        name = tensor.name
-        if name in arrays:
-            raise oip.BadRequest(f"input {name!r} is given twice")
-        _refuse_unsupported(tensor.parameters, f"input {name!r}")
-        dtype = DATATYPES.get(tensor.datatype)
-        if dtype is None:
-            raise oip.BadRequest(
-                f"input {name!r} is {tensor.datatype}; this server reads FP32 (FP16 and FP64 "
-                "are converted)"
-            )
-        shape = list(tensor.shape)
-        if any(dim < 0 for dim in shape):
-            raise oip.BadRequest(f"input {name!r}: shape must be a list of non-negative integers")
-        count = int(np.prod(shape, dtype=np.int64))
-        if raw:
-            data = raw[index]
-            if len(data) != count * dtype.itemsize:
-                raise oip.BadRequest(
-                    f"input {name!r}: raw_input_contents holds {len(data)} bytes; shape {shape} "
-                    f"of {tensor.datatype} takes {count * dtype.itemsize}"
-                )
-            array = np.frombuffer(data, dtype)
-        else:
-            contents = tensor.contents
-            values = contents.fp64_contents if tensor.datatype == "FP64" else contents.fp32_contents
-            if tensor.datatype == "FP16":
-                raise oip.BadRequest(f"input {name!r}: FP16 data travels in raw_input_contents")
-            array = np.asarray(values, dtype=np.float64 if tensor.datatype == "FP64" else "<f4")
-            if array.size != count:
-                raise oip.BadRequest(
-                    f"input {name!r}: its shape holds {count} values; contents has {array.size}"
-                )
-        arrays[name] = array.astype(np.float32).reshape(shape)
-    return arrays
-
-
-class Stream:
-    """The requests of one ModelStreamInfer call, read by a task of their own: each is answered
-    by a task too, so that a stream's requests run (and batch) together, and the answers come
-    out as they finish."""
-
-    def __init__(self, requests, answer: Callable[[Any], Awaitable[Any]], limit: int) -> None:
-        self._answer = answer
-        self._answers: asyncio.Queue = asyncio.Queue()
-        # At most `limit` requests read and not yet answered: then the stream reads no more
-        # until one is, and gRPC's flow control holds a client that sends without reading.
-        self._room = asyncio.Semaphore(limit)
-        self._running: set[asyncio.Task] = set()
-        self._unanswered = 0
-        self._reading = True
-        self._reader = asyncio.create_task(self._read(requests))
-        self._reader.add_done_callback(lambda _: self._answers.put_nowait(None))
-
-    @property
-    def stopped(self) -> bool:
-        """Whether reading was stopped (the server is draining) rather than ended by the client."""
-        return self._reader.cancelled()
-
-    async def _read(self, requests) -> None:
-        incoming = aiter(requests)
-        while True:
-            await self._room.acquire()
-            try:
-                request = await anext(incoming)
-            except StopAsyncIteration:
-                return
-            self._unanswered += 1
-            task = asyncio.create_task(self._answered(request))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _answered(self, request) -> None:
-        self._answers.put_nowait(await self._answer(request))
-
-    async def next_answer(self):
-        """The next answer done; None once the requests have ended and all are answered."""
-        while self._reading or self._unanswered:
-            answer = await self._answers.get()
-            if answer is None:  # the reader ended
-                self._reading = False
-                if not self.stopped and (error := self._reader.exception()) is not None:
-                    raise error
-                continue
-            self._unanswered -= 1
-            self._room.release()
-            return answer
-        return None
-
-    def stop_reading(self) -> None:
-        self._reader.cancel()
-
-    def cancel(self) -> None:
-        self._reader.cancel()
-        for task in self._running:
-            task.cancel()
 
 
 class Health(health_pb2_grpc.HealthServicer):
