@@ -5,7 +5,8 @@ and a SIGTERM under load that loses nothing.
 
 tritonclient.grpc and kserve each register the protocol's messages (package `inference`) in
 protobuf's default pool and cannot be imported into one process: KServe's client runs in a
-child process. Nor is service.grpc imported here, for the same reason."""
+child process. The service's own stubs keep a pool of their own (scripts/grpc-stubs), so an app
+serving gRPC lives beside tritonclient.grpc in this process (tested)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import tritonclient.http as triton_http
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from deploy.ports import free_port
 from service.models.oip import NO_REPOSITORY_CONTROL
 from tests.service.conftest import ROOT, Server, shipped_models_dir, start_server, stop_server
 from tests.service.helpers import npy
@@ -411,6 +413,22 @@ def test_sigterm_under_grpc_load_loses_nothing(tmp_path):
 
 
 REFUSED = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
+
+
+def test_the_service_and_tritonclient_grpc_live_in_one_process(tmp_path):
+    """Our stubs register in a descriptor pool of their own, not in protobuf's default one where
+    tritonclient.grpc's identical messages already are: an app serving gRPC in this process."""
+    from service.core.settings import Settings
+    from tests.service.inprocess import InProcessApp
+
+    port = free_port()
+    app = InProcessApp(Settings(model_dir=one_model_dir(tmp_path), grpc_port=port, port=0))
+    try:
+        with triton.InferenceServerClient(f"127.0.0.1:{port}") as local:
+            latent = local.infer("mnist-vae-encoder", [tensor("image", images(1))])
+            assert latent.as_numpy("mean").shape == (1, 20)
+    finally:
+        app.close()
 
 
 def test_grpc_port_0_turns_grpc_off(tmp_path):
