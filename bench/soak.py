@@ -6,7 +6,8 @@ resident memory sampled each second and the answers counted by status class.
     python bench/soak.py --url http://127.0.0.1:8000 --pid 1234   # a server already running
 
 It starts the service on the shipped models (unless --url), sends for the duration from
---clients concurrent keep-alive clients, and writes bench/results/soak-<time>.json. It exits 1
+--clients concurrent keep-alive clients and --grpc-clients more over gRPC (unary calls and
+streams, bench/soak_grpc.py), and writes bench/results/soak-<time>.json. It exits 1
 on any 5xx or transport error, or when the resident memory at the end exceeds the one at the
 end of the warm-up by more than --max-growth (5 %).
 """
@@ -34,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import machine, servers  # noqa: E402
+from bench import machine, servers, soak_grpc  # noqa: E402
 from service.rest.examples import SEVEN_PNG  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -177,6 +178,13 @@ class Tally:
         self.by_kind: Counter[str] = Counter()
         self.server_errors: list[str] = []
 
+    def record_class(self, kind: str, label: str, detail: str) -> None:
+        """A gRPC answer, by the HTTP status class it would be (bench/soak_grpc.py)."""
+        self.classes[label] += 1
+        self.by_kind[f"{kind} {label}"] += 1
+        if label == "5xx" and len(self.server_errors) < 20:
+            self.server_errors.append(f"{kind}: {detail[:200]}")
+
     def record(self, call: Call, status: int | None, detail: str = "") -> None:
         label = "transport_error" if status is None else f"{status // 100}xx"
         self.classes[label] += 1
@@ -214,9 +222,11 @@ async def soak(url: str, rss: Callable[[], float], args: argparse.Namespace) -> 
     tally, series = Tally(), []
     started = time.monotonic()
     until = started + args.seconds
+    grpc_clients = range(args.grpc_clients) if args.grpc else range(0)
     await asyncio.gather(
         sample_rss(rss, until, series),
         *(client(url, seed, until, tally, has_score) for seed in range(args.clients)),
+        *(soak_grpc.client(args.grpc, seed, until, tally.record_class) for seed in grpc_clients),
     )
     elapsed = time.monotonic() - started
     warm = [mib for t, mib in series if t <= args.warmup]
@@ -262,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=float, help="seconds before the memory baseline (default: a third, ≤ 60)"
     )
     parser.add_argument("--max-growth", type=float, default=5.0, help="RSS growth limit, %%")
+    parser.add_argument("--grpc-clients", type=int, default=2, help="more clients, over gRPC (2)")
     parser.add_argument("--url", help="an already running server (else one is started)")
+    parser.add_argument("--grpc", help="with --url: its gRPC address (host:port), if any")
     parser.add_argument("--pid", type=int, help="with --url: the server's process, for its RSS")
     parser.add_argument("--output", type=Path, help="the JSON file (bench/results/soak-*.json)")
     args = parser.parse_args(argv)
@@ -277,9 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         url, pid = args.url, args.pid
     else:
         log = Path(tempfile.mkdtemp(prefix="soak-")) / "server.log"
-        server = servers.latentserve(log, SOAK_SETTINGS)
+        grpc_port = servers.free_port()
+        server = servers.latentserve(log, SOAK_SETTINGS | {"LATENTSERVE_GRPC_PORT": str(grpc_port)})
         server.wait_ready()
-        url, pid = server.url, server.pid
+        url, pid, args.grpc = server.url, server.pid, f"127.0.0.1:{grpc_port}"
     try:
         result = asyncio.run(soak(url, proc_rss(pid), args))
     finally:
@@ -290,7 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         "commit": machine.commit(ROOT),
         "machine": described,
         "load_average_end": machine.load_average(),
-        "settings": {"seconds": args.seconds, "clients": args.clients, "warmup": args.warmup},
+        "settings": {
+            "seconds": args.seconds,
+            "clients": args.clients,
+            "grpc_clients": args.grpc_clients if args.grpc else 0,
+            "warmup": args.warmup,
+        },
         **result,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -299,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(json.dumps(report, indent=2) + "\n")
     rss = result["rss_mib"]
     print(
-        f"soak {args.seconds:.0f} s, {args.clients} clients: {result['requests']} requests "
+        f"soak {args.seconds:.0f} s, {args.clients} HTTP and {report['settings']['grpc_clients']} "
+        f"gRPC clients: {result['requests']} requests "
         f"({result['requests_per_second']}/s), {result['status_classes']}; RSS "
         f"{rss['start']} -> {rss['after_warmup']} (after warm-up) -> {rss['end']} MiB "
         f"({rss['growth_after_warmup_percent']:+.2f} %); wrote {output}"
