@@ -37,6 +37,7 @@ DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 NODES = 3
 CLIENT = "lsc"
 LB_PORT = 8080
+LB_GRPC_PORT = 8081
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 REQUIRED_TOOLS = ("dockerd", "containerd", "haproxy", "ip")
 SUMMARY: list[str] = []  # lines for the end of the test run (tests/deploy/conftest.py)
@@ -255,6 +256,7 @@ class Cluster:
         env = {
             **os.environ,
             "LATENTSERVE_HTTP_BIND": f"127.0.0.1:{LB_PORT}",
+            "LATENTSERVE_GRPC_BIND": f"127.0.0.1:{LB_GRPC_PORT}",
             **{f"LATENTSERVE_NODE{k}": address(k) for k in range(1, self.nodes + 1)},
         }
         log = open(self.workdir / "haproxy.log", "ab")  # noqa: SIM115 - owned by the process
@@ -290,6 +292,18 @@ class Cluster:
             if process.returncode != 0:
                 raise RuntimeError(f"load generator exited {process.returncode}: {err[-2000:]}")
             run.result = json.loads(out)
+
+    def grpc_round(self, checks: int = 12) -> dict:
+        """One bounded round of gRPC calls from lsc through HAProxy (tests/deploy/swarm_grpc.py)."""
+        result = subprocess.run(
+            [str(TESTHOSTS), "exec", CLIENT, sys.executable, "-m", "tests.deploy.swarm_grpc",
+             "--http", f"127.0.0.1:{LB_PORT}", "--grpc", f"127.0.0.1:{LB_GRPC_PORT}",
+             "--checks", str(checks)],
+            capture_output=True, text=True, timeout=120, cwd=ROOT,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"gRPC round exited {result.returncode}: {result.stderr[-2000:]}")
+        return json.loads(result.stdout)
 
     def wait_for_lb(self, timeout: float = 60) -> None:
         """Until every node answers through HAProxy (its checks need two passes per node)."""

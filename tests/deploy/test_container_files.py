@@ -337,9 +337,11 @@ def test_the_stack_publishes_one_checked_replica_per_node(stacks, compose):
     api = services["api"]
     assert api["deploy"]["replicas"] == compose["services"]["api"]["deploy"]["replicas"]
     assert api["deploy"]["resources"] == compose["services"]["api"]["deploy"]["resources"]
-    (port,) = api["ports"]
-    assert port["mode"] == "host" and port["target"] == 8000
-    # gRPC is not carried on the swarm (docs/deploy.md#docker-swarm): no port 8001 published.
+    # HTTP and gRPC, each on its node for HAProxy's two frontends.
+    assert [(p["mode"], p["target"], p["published"]) for p in api["ports"]] == [
+        ("host", 8000, 8000),
+        ("host", 8001, 8001),
+    ]
     assert api["deploy"]["endpoint_mode"] == "dnsrr", "no virtual IP: it needs IPVS"
     assert api["deploy"]["placement"]["max_replicas_per_node"] == 1
     update = api["deploy"]["update_config"]
@@ -388,6 +390,15 @@ def test_haproxy_checks_retries_and_names_the_node(tmp_path):
     assert re.search(r"retry-on .*conn-failure.*empty-response.*response-timeout", cfg)
     assert "option redispatch 1" in cfg and "option http-buffer-request" in cfg
     assert "http-response set-header X-Served-By %[srv_name]" in cfg
+    # gRPC: h2c on both sides, streams not buffered and allowed to wait, checks on /readyz
+    # over HTTP/1.1 on the node's HTTP port, retries only of calls that reached no node.
+    grpc = cfg[cfg.index("frontend latentserve_grpc") :]
+    assert re.search(r'bind "\$\{LATENTSERVE_GRPC_BIND-:8081\}" proto h2', grpc)
+    assert grpc.count("no option http-buffer-request") == 2
+    assert re.search(r"^\s*retry-on conn-failure$", grpc, re.M)
+    assert "default-server check port 8000" in grpc and "option httpchk GET /readyz" in grpc
+    servers = re.findall(r"^\s*server node\d .*$", grpc, re.M)
+    assert len(servers) == 3 and all(':8001" proto h2 check-proto h1' in s for s in servers)
     if shutil.which("haproxy") is None:
         skip_or_fail("haproxy not installed: scripts/test installs it")
     env = {f"LATENTSERVE_NODE{k}": f"192.0.2.{k}" for k in (1, 2, 3)}

@@ -3,10 +3,11 @@
 Three test hosts (../shared/tools/testhosts), each with its own dockerd (Debian's docker.io),
 joined as three managers; the serving image built with podman as the other container tests
 build it and loaded on every node; the stack deployed as a user deploys it; HAProxy with the
-repo's deploy/swarm/haproxy.cfg in front of the nodes. Then, under bounded load from the client
-namespace: a node killed (dockerd, containerd, containers, SIGKILL) and brought back, a node
-cut off the network and healed, a rolling update to another image. Failure counts are
-printed (`-s`) and asserted; everything is torn down at the end, whatever happened.
+repo's deploy/swarm/haproxy.cfg in front of the nodes; gRPC through HAProxy's gRPC frontend to
+every node. Then, under bounded load from the client namespace: a node killed (dockerd,
+containerd, containers, SIGKILL) and brought back, a node cut off the network and healed, a
+rolling update to another image. Failure counts are printed (`-s`) and asserted; everything is
+torn down at the end, whatever happened.
 
 What this shows and what it does not: all hosts share this machine's two cores and one kernel,
 so placement, failover and rolling updates are real, throughput scaling is not.
@@ -126,6 +127,19 @@ def test_the_stack_runs_one_replica_per_node_behind_haproxy(cluster):
     assert run.result["with_request_id"] == run.result["requests"], "HAProxy makes one"
 
     assert set(run.result["served_by"]) == {f"node{k}" for k in range(1, REPLICAS + 1)}
+
+
+def test_grpc_through_haproxy_answers_as_http_on_every_node(cluster):
+    """HAProxy's gRPC frontend (h2c, 8081) to each node's published 8001: one channel's calls
+    spread over the nodes; tritonclient's infer and stream answer what HTTP /v2 answers."""
+    result = cluster.grpc_round(checks=4 * REPLICAS)
+    FIGURES["grpc"] = result
+    assert result["health"] == {"SERVING": 4 * REPLICAS}, result
+    assert set(result["served_by"]) == {f"node{k}" for k in range(1, REPLICAS + 1)}, result
+    assert result["ready"] is True and result["inputs"] == ["image"]
+    assert result["infer_max_difference"] <= 1e-6
+    assert result["stream_errors"] == [] and sorted(result["stream"]) == ["0", "1", "2"]
+    assert max(result["stream"].values()) <= 1e-6
 
 
 def test_a_node_killed_under_load_fails_under_a_tenth_of_a_percent(cluster):
