@@ -113,16 +113,22 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         ):
             setattr(self, name, self._guarded(name, getattr(self, f"_{name}")))
 
-    def _authorized(self, context: grpc.aio.ServicerContext) -> bool | None:
-        """True: a known key; False: an unknown one; None: no key (only where keys exist)."""
+    def _key_refusal(self, context: grpc.aio.ServicerContext) -> str | None:
+        """Why the call's key is refused, where keys are set; None when it may go on."""
+        if not self.digests:
+            return None
         key = _key(context.invocation_metadata())
         if key is None:
-            return None
+            return NO_KEY
         digest = hashlib.sha256(key).digest()
         matched = False
         for known in self.digests:  # no early exit: every key costs the same
             matched |= hmac.compare_digest(known, digest)
-        return matched
+        return None if matched else "the API key is not valid"
+
+    def _observe(self, route: str, model: str, code: grpc.StatusCode, start: float) -> None:
+        self._requests.labels(route, model, code.name).inc()
+        self._latency.labels(route, model).observe(time.perf_counter() - start)
 
     def _guarded(self, method: str, handler: Callable[..., Awaitable[Any]]):
         route = f"grpc:/{SERVICE}/{method}"
@@ -133,12 +139,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             model = getattr(request, "model_name", "") or getattr(request, "name", "")
             self.in_flight += 1
             try:
-                if self.digests and method not in OPEN_METHODS:
-                    authorized = self._authorized(context)
-                    if not authorized:
-                        code = grpc.StatusCode.UNAUTHENTICATED
-                        detail = "the API key is not valid" if authorized is False else NO_KEY
-                        await context.abort(code, detail)
+                if method not in OPEN_METHODS and (refusal := self._key_refusal(context)):
+                    code = grpc.StatusCode.UNAUTHENTICATED
+                    await context.abort(code, refusal)
                 return await handler(request)
             except ServiceError as error:
                 code = status_code(error)
@@ -155,8 +158,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 await context.abort(code, "internal error; it has been logged")
             finally:
                 self.in_flight -= 1
-                self._requests.labels(route, model, code.name).inc()
-                self._latency.labels(route, model).observe(time.perf_counter() - start)
+                self._observe(route, model, code, start)
 
         return call
 
@@ -202,16 +204,12 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     # ---- inference ----------------------------------------------------------------------------
 
-    async def _ModelInfer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        return await self._infer(request)
-
     async def ModelStreamInfer(self, requests, context: grpc.aio.ServicerContext):
         """Answers each request of the stream when it is done; ends when the client stops
         sending and every request read is answered."""
-        if self.digests and not (authorized := self._authorized(context)):
+        if refusal := self._key_refusal(context):
             self._requests.labels(STREAM_ROUTE, "", "UNAUTHENTICATED").inc()
-            detail = "the API key is not valid" if authorized is False else NO_KEY
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, detail)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
         stream = Stream(requests, self._answer_streamed, self.state.settings.queue_max_requests)
         self.streams.add(stream)
         if self.closing:
@@ -235,7 +233,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         start = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            reply = pb.ModelStreamInferResponse(infer_response=await self._infer(request))
+            reply = pb.ModelStreamInferResponse(infer_response=await self._ModelInfer(request))
         except ServiceError as error:
             code = status_code(error)
             reply = pb.ModelStreamInferResponse(error_message=error.detail)
@@ -243,11 +241,10 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             log.exception("unhandled error in %s", STREAM_ROUTE)
             code = grpc.StatusCode.INTERNAL
             reply = pb.ModelStreamInferResponse(error_message="internal error; it has been logged")
-        self._requests.labels(STREAM_ROUTE, request.model_name, code.name).inc()
-        self._latency.labels(STREAM_ROUTE, request.model_name).observe(time.perf_counter() - start)
+        self._observe(STREAM_ROUTE, request.model_name, code, start)
         return reply
 
-    async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+    async def _ModelInfer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         name = request.model_name
         served, kind = oip.resolve(self.state, name, request.model_version)
         tensors.refuse_unsupported(request.parameters, "the request")
