@@ -104,10 +104,10 @@ def run_case(
         command += ["--input-tensor-format", "json", "--output-tensor-format", "json"]
     started = time.monotonic()
     cpu_before, busy_before = cpu_seconds(server.pid), busy_seconds()
-    count_before = inferences(server, model)
+    count_before = served_counts(server, [model])[model]["inference_count"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=PODMAN_ENV)
     cpu, busy = cpu_seconds(server.pid) - cpu_before, busy_seconds() - busy_before
-    count = inferences(server, model) - count_before
+    count = served_counts(server, [model])[model]["inference_count"] - count_before
     case = {
         "model": model,
         "protocol": protocol,
@@ -166,12 +166,6 @@ def busy_seconds() -> float:
     """CPU time the whole machine has spent busy so far, all cores (/proc/stat)."""
     ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
-
-
-def inferences(server: servers.Server, model: str) -> int:
-    """Batch items the server has run for `model` (its /v2 statistics)."""
-    stats = httpx.get(f"{server.url}/v2/models/{model}/stats", timeout=10).json()
-    return stats["model_stats"][0]["inference_count"]
 
 
 def served_counts(server: servers.Server, models: list[str]) -> dict[str, dict]:

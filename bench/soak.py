@@ -178,19 +178,19 @@ class Tally:
         self.by_kind: Counter[str] = Counter()
         self.server_errors: list[str] = []
 
-    def record_class(self, kind: str, label: str, detail: str) -> None:
-        """A gRPC answer, by the HTTP status class it would be (bench/soak_grpc.py)."""
-        self.classes[label] += 1
-        self.by_kind[f"{kind} {label}"] += 1
-        if label == "5xx" and len(self.server_errors) < 20:
-            self.server_errors.append(f"{kind}: {detail[:200]}")
-
     def record(self, call: Call, status: int | None, detail: str = "") -> None:
         label = "transport_error" if status is None else f"{status // 100}xx"
+        self._count(call.kind, label, lambda: f"{call.method} {call.path}: {status} {detail[:200]}")
+
+    def record_class(self, kind: str, label: str, detail: str) -> None:
+        """A gRPC answer, by the HTTP status class it would be (bench/soak_grpc.py)."""
+        self._count(kind, label, lambda: f"{kind}: {detail[:200]}")
+
+    def _count(self, kind: str, label: str, error: Callable[[], str]) -> None:
         self.classes[label] += 1
-        self.by_kind[f"{call.kind} {label}"] += 1
-        if (status is None or status >= 500) and len(self.server_errors) < 20:
-            self.server_errors.append(f"{call.method} {call.path}: {status} {detail[:200]}")
+        self.by_kind[f"{kind} {label}"] += 1
+        if label in ("5xx", "transport_error") and len(self.server_errors) < 20:
+            self.server_errors.append(error())
 
 
 async def client(url: str, seed: int, until: float, tally: Tally, has_score: bool) -> None:

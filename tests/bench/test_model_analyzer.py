@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -28,7 +26,8 @@ import pytest
 
 from service.core.settings import Settings
 from service.models.oip import NO_REPOSITORY_CONTROL
-from tests.conftest import ROOT, skip_or_fail
+from tests.bench.conftest import require_image
+from tests.deploy.containers import podman_environment
 from tests.service.conftest import Server, shipped_models_dir, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -37,7 +36,6 @@ IMAGE = "localhost/model-analyzer:1.58.0"
 BUILD = "bench/model_analyzer/image.sh"
 MODEL = "mnist-ae-encoder"
 MAX_IMAGES = Settings.model_fields["max_images"].default  # the configuration's max_batch_size
-PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(ROOT / "deploy" / "podman" / "containers.conf")}
 # The calls that matter, as the server counts them: (route, status) per protocol.
 CALLS = {
     "http": {
@@ -64,11 +62,7 @@ SAMPLE = re.compile(
 
 @pytest.fixture(scope="module", autouse=True)
 def image() -> None:
-    if shutil.which("podman") is None:
-        skip_or_fail("podman is not installed: apt-get install podman runc (scripts/test does)")
-    exists = subprocess.run(["podman", "image", "exists", IMAGE], env=PODMAN_ENV, check=False)
-    if exists.returncode != 0:
-        skip_or_fail(f"the model analyzer image {IMAGE} is absent: build it with {BUILD}")
+    require_image(IMAGE, BUILD)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +111,7 @@ def profile(server: Server, folder: Path, protocol: str, **settings) -> tuple[st
     command = ["podman", "run", "--rm", "--pull=never", "--network", "host",
                "-v", f"{folder}:/work:Z", IMAGE, "profile", "-f", "/work/profile.yaml"]  # fmt: skip
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env=PODMAN_ENV, check=False
+        command, capture_output=True, text=True, timeout=300, env=podman_environment(), check=False
     )
     calls = requests_counted(server) - before
     output = result.stdout + result.stderr

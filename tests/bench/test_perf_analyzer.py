@@ -10,11 +10,11 @@ counted in its measurement windows. No speed is asserted."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.bench.conftest import require_image
 from tests.conftest import ROOT, SHARED_MNIST, shipped_models_dir, skip_or_fail
 
 IMAGE = "localhost/perf-analyzer:2.60"
@@ -23,15 +23,8 @@ WINDOW_MS = 500
 MODES = {("http", "binary"), ("http", "json"), ("grpc", "binary"), ("grpc-stream", "binary")}
 
 
-def require_image() -> None:
-    if shutil.which("podman") is None:
-        skip_or_fail("podman is not installed: scripts/test installs it")
-    if subprocess.run(["podman", "image", "exists", IMAGE]).returncode != 0:
-        skip_or_fail(f"the image {IMAGE} is not built: run bench/perf_analyzer/image.sh")
-
-
 def test_perf_analyzer_measures_latentserve_over_http_and_grpc(tmp_path: Path):
-    require_image()
+    require_image(IMAGE, "bench/perf_analyzer/image.sh")
     shipped_models_dir()
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
         skip_or_fail(f"the shared MNIST test set (the encoders' data) is not at {SHARED_MNIST}")
